@@ -1,0 +1,130 @@
+/* coeffs.c — Pillow's precompute_coeffs + normalize_coeffs_8bpc, in our own words (spec A.3,
+ * A.4). Built with -ffp-contract=off: a fused multiply-add would move weights by an ulp. */
+#include "coeffs.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static double bicubic_kernel(double x)
+{
+    const double a = -0.5; /* Keys cubic, as Pillow (torch's non-AA bicubic uses -0.75) */
+    if (x < 0.0)
+        x = -x;
+    if (x < 1.0)
+        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+    if (x < 2.0)
+        return (((x - 5) * x + 8) * x - 4) * a;
+    return 0.0;
+}
+
+static double bilinear_kernel(double x)
+{
+    if (x < 0.0)
+        x = -x;
+    if (x < 1.0)
+        return 1.0 - x;
+    return 0.0;
+}
+
+const char *resample_filter_name(resample_filter f)
+{
+    return f == FILTER_BILINEAR ? "bilinear" : "bicubic";
+}
+
+bool resample_filter_parse(const char *name, resample_filter *f)
+{
+    if (!strcmp(name, "bicubic")) {
+        *f = FILTER_BICUBIC;
+        return true;
+    }
+    if (!strcmp(name, "bilinear")) {
+        *f = FILTER_BILINEAR;
+        return true;
+    }
+    return false;
+}
+
+bool axis_coeffs_build(axis_coeffs *c, int n_in, int n_out, int first, int count,
+                       resample_filter filter)
+{
+    memset(c, 0, sizeof *c);
+    if (n_in <= 0 || n_out <= 0 || first < 0 || count <= 0 || first + count > n_out)
+        return false;
+
+    double (*kernel)(double) = filter == FILTER_BILINEAR ? bilinear_kernel : bicubic_kernel;
+    double radius = filter == FILTER_BILINEAR ? 1.0 : 2.0;
+
+    /* The box is (0, n_in) as float32; its width is computed in float32. */
+    float box0 = 0.0f, box1 = (float)n_in;
+    double scale = (double)(box1 - box0) / n_out;
+    double filterscale = scale < 1.0 ? 1.0 : scale;
+    double support = radius * filterscale;
+    int ksize = (int)ceil(support) * 2 + 1;
+    double inv = 1.0 / filterscale;
+
+    c->n_in = n_in;
+    c->n_out = n_out;
+    c->first = first;
+    c->count = count;
+    c->ksize = ksize;
+    c->bounds = malloc(sizeof(int) * 2 * (size_t)count);
+    c->k = calloc((size_t)count * ksize, sizeof(int32_t));
+    double *w = malloc(sizeof(double) * ksize);
+    if (!c->bounds || !c->k || !w) {
+        free(w);
+        axis_coeffs_free(c);
+        return false;
+    }
+
+    for (int j = 0; j < count; j++) {
+        int i = first + j;
+        double center = box0 + (i + 0.5) * scale;
+        int lo = (int)(center - support + 0.5);
+        if (lo < 0)
+            lo = 0;
+        int hi = (int)(center + support + 0.5);
+        if (hi > n_in)
+            hi = n_in;
+        int taps = hi - lo;
+        double total = 0.0;
+        for (int t = 0; t < taps; t++) {
+            double v = kernel((t + lo - center + 0.5) * inv);
+            w[t] = v;
+            total += v;
+        }
+        int32_t *k = c->k + (size_t)j * ksize;
+        for (int t = 0; t < taps; t++) {
+            double v = total != 0.0 ? w[t] / total : w[t];
+            double scaled = v * (1 << RESAMPLE_PRECISION_BITS);
+            k[t] = (int32_t)(v < 0 ? -0.5 + scaled : 0.5 + scaled);
+        }
+        c->bounds[2 * j] = lo;
+        c->bounds[2 * j + 1] = taps;
+    }
+    free(w);
+    return true;
+}
+
+void axis_coeffs_free(axis_coeffs *c)
+{
+    free(c->bounds);
+    free(c->k);
+    c->bounds = NULL;
+    c->k = NULL;
+}
+
+void axis_coeffs_source_range(const axis_coeffs *c, int *lo, int *hi)
+{
+    /* Bounds grow monotonically with the output index, so first/last give the range. */
+    int l = c->bounds[0], h = c->bounds[0] + c->bounds[1];
+    for (int j = 0; j < c->count; j++) {
+        int a = c->bounds[2 * j], b = a + c->bounds[2 * j + 1];
+        if (a < l)
+            l = a;
+        if (b > h)
+            h = b;
+    }
+    *lo = l;
+    *hi = h;
+}

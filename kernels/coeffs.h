@@ -1,0 +1,36 @@
+/* coeffs.h — Pillow's resampling coefficients for one axis (spec A.2–A.4), computed on the
+ * host in IEEE double without FMA contraction (this file's .c is built -ffp-contract=off),
+ * converted to 22-bit fixed point. Both executors (CPU loops, CUDA kernels) read these tables. */
+#ifndef CLIPPREP_COEFFS_H
+#define CLIPPREP_COEFFS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum { FILTER_BICUBIC = 0, FILTER_BILINEAR } resample_filter;
+
+#define RESAMPLE_PRECISION_BITS 22
+
+/* Coefficients for output indices [first, first+count) of a resize n_in -> n_out along one
+ * axis, box = whole axis. Output j (0-based within the kept window) reads source samples
+ * bounds[2j] .. bounds[2j]+bounds[2j+1]-1 with weights k[j*ksize ..]. */
+typedef struct {
+    int n_in, n_out;     /* the full resize */
+    int first, count;    /* the kept window of outputs */
+    int ksize;           /* stride of k */
+    int *bounds;         /* 2*count ints: lo, taps */
+    int32_t *k;          /* count*ksize fixed-point weights (unused taps 0) */
+} axis_coeffs;
+
+const char *resample_filter_name(resample_filter f); /* "bicubic" | "bilinear" */
+bool resample_filter_parse(const char *name, resample_filter *f);
+
+/* Returns false only on allocation failure or invalid sizes. */
+bool axis_coeffs_build(axis_coeffs *c, int n_in, int n_out, int first, int count,
+                       resample_filter filter);
+void axis_coeffs_free(axis_coeffs *c);
+
+/* Source range [lo, hi) that outputs [first, first+count) read. */
+void axis_coeffs_source_range(const axis_coeffs *c, int *lo, int *hi);
+
+#endif

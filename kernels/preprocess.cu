@@ -1,0 +1,191 @@
+// preprocess.cu — CUDA launchers for the batched resample + normalise. The arithmetic is the
+// KERNEL_FN bodies of batch.h/resample.h, shared with the host twin the CPU tests run, so GPU
+// output equals CPU output bit for bit. Weights come from the host (double, no FMA); the GPU
+// only does integer multiply-adds and table lookups.
+#include <cuda_runtime.h>
+
+#include <cstdio>
+#include <cstring>
+#include <new>
+
+extern "C" {
+#include "batch.h"
+#include "cuda_engine.h"
+}
+
+namespace {
+
+struct slot {
+    cudaStream_t stream = nullptr;
+    uint8_t *h_staging = nullptr, *h_out = nullptr;
+    image_desc *h_descs = nullptr;
+    int32_t *h_coeffs = nullptr;
+    uint8_t *d_staging = nullptr, *d_tmp = nullptr, *d_out = nullptr;
+    image_desc *d_descs = nullptr;
+    int32_t *d_coeffs = nullptr;
+    size_t out_used = 0;
+};
+
+constexpr int kThreads = 256;
+constexpr int kBlocksPerImage = 128; // grid-stride loops cover larger images
+
+__global__ void horizontal_pass(const image_desc *descs, const uint8_t *staging,
+                                const int32_t *coeffs, uint8_t *tmp)
+{
+    const image_desc *d = &descs[blockIdx.y];
+    int64_t total = batch_h_threads(d);
+    for (int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; t < total;
+         t += (int64_t)gridDim.x * blockDim.x)
+        batch_h_thread(d, staging, coeffs, tmp, t);
+}
+
+__global__ void vertical_pass_normalize(const image_desc *descs, const uint8_t *staging,
+                                        const int32_t *coeffs, const uint8_t *tmp,
+                                        const normalize_table *tables, uint8_t *out)
+{
+    const image_desc *d = &descs[blockIdx.y];
+    int64_t total = batch_v_threads(d);
+    for (int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; t < total;
+         t += (int64_t)gridDim.x * blockDim.x)
+        batch_v_thread(d, staging, coeffs, tmp, tables, out, t);
+}
+
+bool report(cudaError_t e, const char *what, char *err, size_t cap)
+{
+    if (e == cudaSuccess)
+        return true;
+    if (err && cap)
+        snprintf(err, cap, "%s: %s", what, cudaGetErrorString(e));
+    return false;
+}
+
+} // namespace
+
+struct cuda_engine {
+    int device = 0;
+    cuda_engine_sizes sizes{};
+    normalize_table *d_tables = nullptr;
+    slot *slots = nullptr;
+};
+
+extern "C" int cuda_device_count(char *name, size_t name_cap, char *err, size_t err_cap)
+{
+    int n = 0;
+    if (!report(cudaGetDeviceCount(&n), "cudaGetDeviceCount", err, err_cap))
+        return 0;
+    if (n > 0 && name && name_cap) {
+        cudaDeviceProp prop;
+        if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
+            snprintf(name, name_cap, "%s (sm_%d%d)", prop.name, prop.major, prop.minor);
+    }
+    return n;
+}
+
+extern "C" void cuda_engine_destroy(cuda_engine *e)
+{
+    if (!e)
+        return;
+    cudaSetDevice(e->device);
+    for (int i = 0; e->slots && i < e->sizes.slots; i++) {
+        slot &s = e->slots[i];
+        if (s.stream)
+            cudaStreamSynchronize(s.stream);
+        cudaFreeHost(s.h_staging);
+        cudaFreeHost(s.h_out);
+        cudaFreeHost(s.h_descs);
+        cudaFreeHost(s.h_coeffs);
+        cudaFree(s.d_staging);
+        cudaFree(s.d_tmp);
+        cudaFree(s.d_out);
+        cudaFree(s.d_descs);
+        cudaFree(s.d_coeffs);
+        if (s.stream)
+            cudaStreamDestroy(s.stream);
+    }
+    delete[] e->slots;
+    cudaFree(e->d_tables);
+    delete e;
+}
+
+extern "C" cuda_engine *cuda_engine_create(int device, const cuda_engine_sizes *sizes,
+                                           const normalize_table *tables, int n_tables,
+                                           char *err, size_t err_cap)
+{
+    cuda_engine *e = new (std::nothrow) cuda_engine;
+    if (!e)
+        return nullptr;
+    e->device = device;
+    e->sizes = *sizes;
+    e->slots = new (std::nothrow) slot[sizes->slots];
+    bool ok = e->slots && report(cudaSetDevice(device), "cudaSetDevice", err, err_cap);
+    size_t table_bytes = sizeof(normalize_table) * (size_t)n_tables;
+    ok = ok && report(cudaMalloc(&e->d_tables, table_bytes), "cudaMalloc tables", err, err_cap) &&
+         report(cudaMemcpy(e->d_tables, tables, table_bytes, cudaMemcpyHostToDevice),
+                "copy tables", err, err_cap);
+    for (int i = 0; ok && i < sizes->slots; i++) {
+        slot &s = e->slots[i];
+        ok = report(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "stream", err, err_cap) &&
+             report(cudaHostAlloc(&s.h_staging, sizes->staging_bytes, cudaHostAllocDefault),
+                    "pinned staging", err, err_cap) &&
+             report(cudaHostAlloc(&s.h_out, sizes->out_bytes, cudaHostAllocDefault),
+                    "pinned output", err, err_cap) &&
+             report(cudaHostAlloc(&s.h_descs, sizeof(image_desc) * sizes->max_images,
+                                  cudaHostAllocDefault), "pinned descriptors", err, err_cap) &&
+             report(cudaHostAlloc(&s.h_coeffs, sizeof(int32_t) * sizes->coeff_ints,
+                                  cudaHostAllocDefault), "pinned coefficients", err, err_cap) &&
+             report(cudaMalloc(&s.d_staging, sizes->staging_bytes), "device staging", err, err_cap) &&
+             report(cudaMalloc(&s.d_tmp, sizes->tmp_bytes), "device intermediate", err, err_cap) &&
+             report(cudaMalloc(&s.d_out, sizes->out_bytes), "device output", err, err_cap) &&
+             report(cudaMalloc(&s.d_descs, sizeof(image_desc) * sizes->max_images),
+                    "device descriptors", err, err_cap) &&
+             report(cudaMalloc(&s.d_coeffs, sizeof(int32_t) * sizes->coeff_ints),
+                    "device coefficients", err, err_cap);
+    }
+    if (!ok) {
+        cuda_engine_destroy(e);
+        return nullptr;
+    }
+    return e;
+}
+
+extern "C" uint8_t *cuda_engine_staging(cuda_engine *e, int i) { return e->slots[i].h_staging; }
+extern "C" const uint8_t *cuda_engine_output(cuda_engine *e, int i) { return e->slots[i].h_out; }
+
+extern "C" bool cuda_engine_launch(cuda_engine *e, int i, const batch_layout *b,
+                                   size_t staging_used, char *err, size_t err_cap)
+{
+    slot &s = e->slots[i];
+    const cuda_engine_sizes &z = e->sizes;
+    if (b->count > z.max_images || b->n_coeffs > z.coeff_ints || b->tmp_bytes > z.tmp_bytes ||
+        b->out_bytes > z.out_bytes || staging_used > z.staging_bytes) {
+        snprintf(err, err_cap, "batch exceeds the slot's preallocated buffers");
+        return false;
+    }
+    if (b->count == 0)
+        return true;
+    std::memcpy(s.h_descs, b->descs, sizeof(image_desc) * b->count);
+    std::memcpy(s.h_coeffs, b->coeffs, sizeof(int32_t) * b->n_coeffs);
+    s.out_used = b->out_bytes;
+    bool ok =
+        report(cudaSetDevice(e->device), "cudaSetDevice", err, err_cap) &&
+        report(cudaMemcpyAsync(s.d_staging, s.h_staging, staging_used, cudaMemcpyHostToDevice, s.stream),
+               "H2D pixels", err, err_cap) &&
+        report(cudaMemcpyAsync(s.d_descs, s.h_descs, sizeof(image_desc) * b->count,
+                               cudaMemcpyHostToDevice, s.stream), "H2D descriptors", err, err_cap) &&
+        report(cudaMemcpyAsync(s.d_coeffs, s.h_coeffs, sizeof(int32_t) * b->n_coeffs,
+                               cudaMemcpyHostToDevice, s.stream), "H2D coefficients", err, err_cap);
+    if (!ok)
+        return false;
+    dim3 grid(kBlocksPerImage, (unsigned)b->count);
+    horizontal_pass<<<grid, kThreads, 0, s.stream>>>(s.d_descs, s.d_staging, s.d_coeffs, s.d_tmp);
+    vertical_pass_normalize<<<grid, kThreads, 0, s.stream>>>(s.d_descs, s.d_staging, s.d_coeffs,
+                                                             s.d_tmp, e->d_tables, s.d_out);
+    return report(cudaGetLastError(), "kernel launch", err, err_cap) &&
+           report(cudaMemcpyAsync(s.h_out, s.d_out, b->out_bytes, cudaMemcpyDeviceToHost, s.stream),
+                  "D2H output", err, err_cap);
+}
+
+extern "C" bool cuda_engine_wait(cuda_engine *e, int i, char *err, size_t err_cap)
+{
+    return report(cudaStreamSynchronize(e->slots[i].stream), "batch", err, err_cap);
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages clipprepd needs to build and run, and only those that are
+# missing. Idempotent; uses sudo when not root. Called by `make run`, `make test`, CI and
+# the Dockerfile. Pass --runtime to install only the shared libraries (container runtime stage).
+set -euo pipefail
+
+build_pkgs=(build-essential pkg-config libmicrohttpd-dev libjpeg62-turbo-dev libcjson-dev
+            libpng-dev libwebp-dev curl python3 python3-venv)
+runtime_pkgs=(libmicrohttpd12 libjpeg62-turbo libcjson1 libpng16-16 libwebp7 libwebpdemux2 curl)
+
+if [[ ${1:-} == --runtime ]]; then pkgs=("${runtime_pkgs[@]}"); else pkgs=("${build_pkgs[@]}"); fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  # python3/python3-venv may come from elsewhere (pyenv); accept any working python3 with venv.
+  if [[ $p == python3 || $p == python3-venv ]] && python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    continue
+  fi
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#pkgs[@]} packages present"
+  exit 0
+fi
+
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

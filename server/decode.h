@@ -1,0 +1,52 @@
+/* decode.h — encoded image bytes to 8-bit RGB, with the reference's (Pillow's) semantics.
+ *
+ * Two steps so that limits are checked before any pixel memory exists:
+ *   decode_read_header()  cheap: format from magic bytes, stored width/height, EXIF orientation;
+ *   decode_rgb()          full decode into a caller-provided buffer of width*height*3 bytes,
+ *                         converted to RGB exactly as Pillow's Image.convert("RGB") would
+ *                         (spec F), optionally EXIF-transposed (spec E).
+ * Reentrant: no global state; safe to call from many threads at once. Never calls exit(). */
+#ifndef CLIPPREP_DECODE_H
+#define CLIPPREP_DECODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+typedef enum {
+    IMAGE_FORMAT_UNKNOWN = 0,
+    IMAGE_FORMAT_JPEG,
+    IMAGE_FORMAT_PNG,
+    IMAGE_FORMAT_WEBP,
+} image_format;
+
+typedef struct {
+    image_format format;
+    int width, height; /* as stored in the file, before any EXIF orientation */
+    int orientation;   /* EXIF orientation 1..8; 1 when absent or invalid */
+} image_header;
+
+typedef struct {
+    bool apply_orientation; /* transpose per hdr->orientation (spec E); swaps w/h for 5..8 */
+    int max_scans;          /* progressive JPEG scan limit; 0 = no limit */
+} decode_options;
+
+const char *image_format_name(image_format f); /* "jpeg", "png", "webp", "unknown" */
+image_format decode_detect_format(const uint8_t *data, size_t len);
+
+/* Fills hdr. Errors: CP_ERR_UNSUPPORTED_FORMAT (unknown magic, or a variant we refuse),
+ * CP_ERR_INVALID_IMAGE (truncated/corrupt header). Allocates no pixel memory. */
+bool decode_read_header(const uint8_t *data, size_t len, image_header *hdr, cp_error *err);
+
+/* Output size after decode_options: (w,h) or (h,w) for orientations 5..8 when applied. */
+void decode_output_size(const image_header *hdr, const decode_options *opt, int *w, int *h);
+
+/* Decodes into dst (tightly packed RGB rows, out_w*3 bytes each). dst_size must be at least
+ * out_w*out_h*3 (decode_output_size). Errors: CP_ERR_INVALID_IMAGE with the decoder's own
+ * message (e.g. libjpeg's "Premature end of JPEG file" is an error here, not a warning). */
+bool decode_rgb(const uint8_t *data, size_t len, const image_header *hdr,
+                const decode_options *opt, uint8_t *dst, size_t dst_size, cp_error *err);
+
+#endif

@@ -1,0 +1,48 @@
+/* decode_internal.h — private interface between decode.c and the per-format decoders.
+ *
+ * Each format provides:
+ *   *_read_header(): fills hdr (format, stored width/height, orientation) without decoding
+ *                    pixels; errors INVALID_IMAGE / UNSUPPORTED_FORMAT / IMAGE_TOO_LARGE.
+ *   *_decode():      decodes into dst, tightly packed RGB at the STORED size (hdr->width x
+ *                    hdr->height x 3 bytes, caller-checked), converted like Pillow's
+ *                    convert("RGB"). No orientation handling (decode.c does that).
+ * All of them are reentrant and never print. */
+#ifndef CLIPPREP_DECODE_INTERNAL_H
+#define CLIPPREP_DECODE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decode.h"
+#include "error.h"
+
+/* Largest width or height accepted for PNG and WebP (JPEG: libjpeg's own 65500). */
+#define DECODE_MAX_SIDE (1 << 24)
+
+bool decode_jpeg_header(const uint8_t *data, size_t len, image_header *hdr, cp_error *err);
+bool decode_jpeg_pixels(const uint8_t *data, size_t len, const image_header *hdr, int max_scans,
+                        uint8_t *dst, cp_error *err);
+
+bool decode_png_header(const uint8_t *data, size_t len, image_header *hdr, cp_error *err);
+bool decode_png_pixels(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
+                       cp_error *err);
+
+bool decode_webp_header(const uint8_t *data, size_t len, image_header *hdr, cp_error *err);
+bool decode_webp_pixels(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
+                        cp_error *err);
+
+/* Pillow's CMYK -> RGB (Convert.c cmyk2rgb) for one pixel of *Pillow's* CMYK values. */
+static inline void decode_cmyk_to_rgb(uint8_t *out, unsigned c, unsigned m, unsigned y,
+                                      unsigned k)
+{
+    int nk = 255 - (int)k;
+    unsigned in[3] = {c, m, y};
+    for (int i = 0; i < 3; i++) {
+        int t = (int)in[i] * nk + 128;
+        int v = nk - (((t >> 8) + t) >> 8);
+        out[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+    }
+}
+
+#endif

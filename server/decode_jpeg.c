@@ -1,0 +1,344 @@
+/* decode_jpeg.c — JPEG via libjpeg(-turbo)'s classic API, set up like Pillow's JpegDecode.c:
+ * library defaults (JDCT_ISLOW, fancy upsampling, block smoothing), out_color_space
+ * GRAYSCALE / RGB / CMYK for 1 / 3 / 4 components, warnings ignored.
+ *
+ * Truncation: Pillow feeds libjpeg through a *suspending* source and reports "image file is
+ * truncated" when libjpeg still wants data at EOF. We do the same: our source never
+ * fabricates an EOI (jpeg_mem_src would, with a JWRN_JPEG_EOF warning), fill_input_buffer
+ * returns FALSE at the end of the buffer, and any suspension before the last scanline is an
+ * INVALID_IMAGE error. Like Pillow, a suspension inside jpeg_finish_decompress() (e.g. a
+ * missing EOI after complete image data) is not an error.
+ *
+ * CMYK/YCCK (4 components): libjpeg converts YCCK to CMYK; Pillow then ALWAYS reads the
+ * samples as inverted ("CMYK;I", JpegImagePlugin: "assume adobe conventions" — independent of
+ * the presence of an Adobe APP14 marker) and converts CMYK to RGB with Convert.c cmyk2rgb. */
+#include <setjmp.h>
+#include <stdio.h> /* jpeglib.h needs FILE and size_t */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jerror.h>
+#include <jpeglib.h>
+
+#include "decode_internal.h"
+#include "exif.h"
+
+typedef struct {
+    struct jpeg_error_mgr pub;
+    jmp_buf jb;
+    int why; /* WHY_* below */
+    char msg[JMSG_LENGTH_MAX];
+} jerr_ctx;
+
+enum { WHY_LIBJPEG = 1, WHY_EOF, WHY_SCANS };
+
+typedef struct {
+    struct jpeg_progress_mgr pub;
+    int max_scans;
+} jprog_ctx;
+
+static void on_error_exit(j_common_ptr c)
+{
+    jerr_ctx *e = (jerr_ctx *)c->err;
+    e->msg[0] = '\0';
+    (*c->err->format_message)(c, e->msg);
+    e->why = WHY_LIBJPEG;
+    longjmp(e->jb, 1);
+}
+
+static void on_emit_message(j_common_ptr c, int level)
+{
+    /* Warnings (level < 0) and trace messages are ignored, as in Pillow. Our source never
+     * produces JWRN_JPEG_EOF, but should a libjpeg build emit it, it is a truncation. */
+    if (level < 0 && c->err->msg_code == JWRN_JPEG_EOF) {
+        jerr_ctx *e = (jerr_ctx *)c->err;
+        e->why = WHY_EOF;
+        longjmp(e->jb, 1);
+    }
+}
+
+static void on_output_message(j_common_ptr c)
+{
+    (void)c;
+}
+
+static void on_progress(j_common_ptr c)
+{
+    jprog_ctx *p = (jprog_ctx *)c->progress;
+    if (c->is_decompressor && p->max_scans > 0 &&
+        ((j_decompress_ptr)c)->input_scan_number > p->max_scans) {
+        jerr_ctx *e = (jerr_ctx *)c->err;
+        e->why = WHY_SCANS;
+        longjmp(e->jb, 1);
+    }
+}
+
+/* Suspending in-memory source: the whole image is in the buffer from the start. */
+static void src_init(j_decompress_ptr c)
+{
+    (void)c;
+}
+
+static boolean src_fill(j_decompress_ptr c)
+{
+    (void)c;
+    return FALSE; /* no more data: suspend */
+}
+
+static void src_skip(j_decompress_ptr c, long n)
+{
+    struct jpeg_source_mgr *s = c->src;
+    if (n <= 0)
+        return;
+    if ((unsigned long)n > s->bytes_in_buffer) {
+        s->next_input_byte += s->bytes_in_buffer;
+        s->bytes_in_buffer = 0; /* the next read suspends */
+    } else {
+        s->next_input_byte += n;
+        s->bytes_in_buffer -= (size_t)n;
+    }
+}
+
+static void src_term(j_decompress_ptr c)
+{
+    (void)c;
+}
+
+static void setup(struct jpeg_decompress_struct *cinfo, jerr_ctx *jerr,
+                  struct jpeg_source_mgr *src, const uint8_t *data, size_t len)
+{
+    cinfo->err = jpeg_std_error(&jerr->pub);
+    jerr->pub.error_exit = on_error_exit;
+    jerr->pub.emit_message = on_emit_message;
+    jerr->pub.output_message = on_output_message;
+    jerr->why = 0;
+    jerr->msg[0] = '\0';
+    src->init_source = src_init;
+    src->fill_input_buffer = src_fill;
+    src->skip_input_data = src_skip;
+    src->resync_to_restart = jpeg_resync_to_restart;
+    src->term_source = src_term;
+    src->next_input_byte = data;
+    src->bytes_in_buffer = len;
+}
+
+static bool fail_from(const jerr_ctx *jerr, int max_scans, cp_error *err)
+{
+    switch (jerr->why) {
+    case WHY_SCANS:
+        return cp_fail(err, CP_ERR_INVALID_IMAGE,
+                       "jpeg: too many progressive scans (more than %d)", max_scans);
+    case WHY_EOF:
+        return cp_fail(err, CP_ERR_INVALID_IMAGE,
+                       "jpeg: Premature end of JPEG file (image file is truncated)");
+    default:
+        return cp_fail(err, CP_ERR_INVALID_IMAGE, "jpeg: %s",
+                       jerr->msg[0] ? jerr->msg : "corrupt JPEG data");
+    }
+}
+
+static bool fail_truncated(cp_error *err)
+{
+    return cp_fail(err, CP_ERR_INVALID_IMAGE,
+                   "jpeg: Premature end of JPEG file (image file is truncated)");
+}
+
+/* Checks shared by header and decode: what Pillow's JpegImagePlugin accepts. */
+static bool check_frame(const struct jpeg_decompress_struct *cinfo, cp_error *err)
+{
+    if (cinfo->data_precision != 8)
+        return cp_fail(err, CP_ERR_UNSUPPORTED_FORMAT, "jpeg: cannot handle %d-bit samples",
+                       cinfo->data_precision);
+    if (cinfo->num_components != 1 && cinfo->num_components != 3 && cinfo->num_components != 4)
+        return cp_fail(err, CP_ERR_UNSUPPORTED_FORMAT, "jpeg: cannot handle %d-component images",
+                       cinfo->num_components);
+    if (cinfo->image_width == 0 || cinfo->image_height == 0 ||
+        cinfo->image_width > JPEG_MAX_DIMENSION || cinfo->image_height > JPEG_MAX_DIMENSION)
+        return cp_fail(err, CP_ERR_INVALID_IMAGE,
+                       "jpeg: unsupported image dimensions %ux%u (1..%ld per side)",
+                       (unsigned)cinfo->image_width, (unsigned)cinfo->image_height,
+                       (long)JPEG_MAX_DIMENSION);
+    return true;
+}
+
+/* Orientation from the saved APP1 markers: EXIF segments concatenated like Pillow
+ * (the first whole, later ones without their "Exif\0\0"), XMP (last one) as fallback. */
+static int orientation_from_markers(const struct jpeg_decompress_struct *cinfo)
+{
+    static const char xmp_ns[] = "http://ns.adobe.com/xap/1.0/"; /* followed by NUL */
+    const size_t xmp_ns_len = sizeof xmp_ns; /* including the NUL */
+    const uint8_t *first = NULL, *xmp = NULL;
+    size_t first_len = 0, total = 0, xmp_len = 0;
+    int nexif = 0;
+
+    for (jpeg_saved_marker_ptr m = cinfo->marker_list; m; m = m->next) {
+        if (m->marker != JPEG_APP0 + 1)
+            continue;
+        if (m->data_length >= 6 && memcmp(m->data, "Exif\0\0", 6) == 0) {
+            if (nexif++ == 0) {
+                first = m->data;
+                first_len = m->data_length;
+                total = first_len;
+            } else {
+                total += m->data_length - 6;
+            }
+        } else if (m->data_length >= xmp_ns_len && memcmp(m->data, xmp_ns, xmp_ns_len) == 0) {
+            xmp = m->data + xmp_ns_len;
+            xmp_len = m->data_length - xmp_ns_len;
+        }
+    }
+
+    int exif_value = EXIF_ORIENTATION_ABSENT;
+    if (nexif == 1) {
+        exif_value = exif_find_orientation(first, first_len);
+    } else if (nexif > 1) {
+        uint8_t *joined = malloc(total);
+        if (joined) {
+            size_t off = 0;
+            int k = 0;
+            for (jpeg_saved_marker_ptr m = cinfo->marker_list; m; m = m->next) {
+                if (m->marker != JPEG_APP0 + 1 || m->data_length < 6 ||
+                    memcmp(m->data, "Exif\0\0", 6) != 0)
+                    continue;
+                size_t skip = k++ == 0 ? 0 : 6;
+                memcpy(joined + off, m->data + skip, m->data_length - skip);
+                off += m->data_length - skip;
+            }
+            exif_value = exif_find_orientation(joined, off);
+            free(joined);
+        } else {
+            exif_value = exif_find_orientation(first, first_len);
+        }
+    }
+    int xmp_value = EXIF_ORIENTATION_ABSENT;
+    if (exif_value == EXIF_ORIENTATION_ABSENT && xmp)
+        xmp_value = xmp_find_orientation(xmp, xmp_len);
+    return orientation_resolve(exif_value, xmp_value);
+}
+
+bool decode_jpeg_header(const uint8_t *data, size_t len, image_header *hdr, cp_error *err)
+{
+    struct jpeg_decompress_struct cinfo;
+    jerr_ctx jerr;
+    struct jpeg_source_mgr src;
+    memset(&cinfo, 0, sizeof cinfo);
+    hdr->format = IMAGE_FORMAT_JPEG;
+    setup(&cinfo, &jerr, &src, data, len);
+
+    if (setjmp(jerr.jb)) {
+        jpeg_destroy_decompress(&cinfo);
+        return fail_from(&jerr, 0, err);
+    }
+    jpeg_create_decompress(&cinfo);
+    cinfo.src = &src;
+    jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xffff);
+    if (jpeg_read_header(&cinfo, TRUE) != JPEG_HEADER_OK) {
+        jpeg_destroy_decompress(&cinfo);
+        return fail_truncated(err);
+    }
+    if (!check_frame(&cinfo, err)) {
+        jpeg_destroy_decompress(&cinfo);
+        return false;
+    }
+    hdr->width = (int)cinfo.image_width;
+    hdr->height = (int)cinfo.image_height;
+    hdr->orientation = orientation_from_markers(&cinfo);
+    jpeg_destroy_decompress(&cinfo);
+    return true;
+}
+
+bool decode_jpeg_pixels(const uint8_t *data, size_t len, const image_header *hdr, int max_scans,
+                        uint8_t *dst, cp_error *err)
+{
+    struct jpeg_decompress_struct cinfo;
+    jerr_ctx jerr;
+    jprog_ctx prog;
+    struct jpeg_source_mgr src;
+    uint8_t *volatile cmyk_row = NULL;
+    memset(&cinfo, 0, sizeof cinfo);
+    memset(&prog, 0, sizeof prog);
+    setup(&cinfo, &jerr, &src, data, len);
+
+    if (setjmp(jerr.jb)) {
+        jpeg_destroy_decompress(&cinfo);
+        free(cmyk_row);
+        return fail_from(&jerr, max_scans, err);
+    }
+    jpeg_create_decompress(&cinfo);
+    cinfo.src = &src;
+    if (jpeg_read_header(&cinfo, TRUE) != JPEG_HEADER_OK) {
+        jpeg_destroy_decompress(&cinfo);
+        return fail_truncated(err);
+    }
+    if (!check_frame(&cinfo, err)) {
+        jpeg_destroy_decompress(&cinfo);
+        return false;
+    }
+    if ((int)cinfo.image_width != hdr->width || (int)cinfo.image_height != hdr->height) {
+        jpeg_destroy_decompress(&cinfo);
+        return cp_fail(err, CP_ERR_INTERNAL, "jpeg: header does not match the image data");
+    }
+    const int ncomp = cinfo.num_components;
+    cinfo.out_color_space = ncomp == 1 ? JCS_GRAYSCALE : ncomp == 3 ? JCS_RGB : JCS_CMYK;
+    if (max_scans > 0) {
+        prog.pub.progress_monitor = on_progress;
+        prog.max_scans = max_scans;
+        cinfo.progress = &prog.pub;
+    }
+
+    if (!jpeg_start_decompress(&cinfo)) {
+        jpeg_destroy_decompress(&cinfo);
+        return fail_truncated(err);
+    }
+    const size_t w = cinfo.output_width, h = cinfo.output_height, stride = w * 3;
+    if ((int)w != hdr->width || (int)h != hdr->height || cinfo.output_components != ncomp) {
+        jpeg_destroy_decompress(&cinfo);
+        return cp_fail(err, CP_ERR_INTERNAL, "jpeg: unexpected output geometry");
+    }
+    if (ncomp == 4) {
+        cmyk_row = malloc(w * 4);
+        if (!cmyk_row) {
+            jpeg_destroy_decompress(&cinfo);
+            return cp_fail(err, CP_ERR_INTERNAL, "out of memory");
+        }
+    }
+
+    while (cinfo.output_scanline < h) {
+        size_t y = cinfo.output_scanline;
+        JSAMPROW rows[8];
+        JDIMENSION want = 1;
+        if (ncomp == 4) {
+            rows[0] = cmyk_row;
+        } else {
+            want = (JDIMENSION)(h - y < 8 ? h - y : 8);
+            for (JDIMENSION i = 0; i < want; i++)
+                rows[i] = dst + (y + i) * stride;
+        }
+        JDIMENSION got = jpeg_read_scanlines(&cinfo, rows, want);
+        if (got == 0) { /* suspended: the data ended before the image did */
+            jpeg_destroy_decompress(&cinfo);
+            free(cmyk_row);
+            return fail_truncated(err);
+        }
+        if (ncomp == 1) {
+            for (JDIMENSION i = 0; i < got; i++) {
+                uint8_t *r = rows[i];
+                for (size_t x = w; x-- > 0;) {
+                    uint8_t v = r[x];
+                    r[3 * x] = r[3 * x + 1] = r[3 * x + 2] = v;
+                }
+            }
+        } else if (ncomp == 4) {
+            const uint8_t *s = cmyk_row;
+            uint8_t *o = dst + y * stride;
+            for (size_t x = 0; x < w; x++, s += 4, o += 3) /* "CMYK;I": invert first */
+                decode_cmyk_to_rgb(o, 255u - s[0], 255u - s[1], 255u - s[2], 255u - s[3]);
+        }
+    }
+    /* Like Pillow: all rows are in; a suspension while looking for EOI is fine, an error
+     * while reading the trailing markers is not (Pillow's decoder reports it as broken). */
+    (void)jpeg_finish_decompress(&cinfo);
+    jpeg_destroy_decompress(&cinfo);
+    free(cmyk_row);
+    return true;
+}

@@ -1,0 +1,348 @@
+/* exec_cuda.c — the CUDA executor (host side): one worker thread per GPU drains the batch
+ * queue; each batch is decoded on every core straight into a slot's pinned staging buffer,
+ * laid out (descriptors + coefficients, batch.h), launched on the slot's stream, and finished
+ * (outputs copied to the requests, jobs completed) while the next batch is decoded. Images too
+ * large for a slot take the CPU path, which gives the same bytes. A CUDA failure fails the
+ * affected requests with 503 and flips readiness; it never crashes the daemon. */
+#include "executor.h"
+
+#ifndef CLIPPREP_WITH_CUDA
+
+executor *executor_cuda_create(batch_queue *q, const cp_config *cfg, const normalize_table *tables,
+                               int n_tables, size_t max_slot_bytes, atomic_bool *ready,
+                               cp_error *err)
+{
+    (void)q, (void)cfg, (void)tables, (void)n_tables, (void)max_slot_bytes, (void)ready;
+    cp_fail(err, CP_ERR_UNAVAILABLE, "built without CUDA (nvcc was not found at build time)");
+    return NULL;
+}
+
+#else
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../kernels/cuda_engine.h"
+#include "geometry.h"
+#include "image_work.h"
+#include "log.h"
+#include "parallel.h"
+
+#define SLOTS 2
+
+typedef struct {
+    job **jobs;              /* jobs launched in this slot */
+    bool *ok;                /* per job: decoded and laid out */
+    cp_error *errs;
+    size_t *src_off;
+    int n;
+    batch_layout layout;
+    resize_plan *plans;
+    bool busy;
+} slot_state;
+
+typedef struct {
+    executor base;
+    batch_queue *q;
+    const normalize_table *tables;
+    cuda_engine *eng;
+    cuda_engine_sizes sizes;
+    parallel_pool *pool;
+    pthread_t thread;
+    atomic_bool *ready;
+    bool broken;             /* a CUDA error happened: fail everything from now on */
+    int max_batch;
+    slot_state slots[SLOTS];
+    int next_slot;
+    job **batch;
+} cuda_executor;
+
+static void fail_job(job *j, cp_status st, const char *msg)
+{
+    cp_error e;
+    cp_fail(&e, st, "%s", msg);
+    job_complete(j, &e);
+}
+
+static void mark_broken(cuda_executor *ce, const char *why)
+{
+    if (!ce->broken) {
+        char esc[300];
+        json_escape(why, esc, sizeof esc);
+        log_event(LOG_ERROR, "CUDA failure: not ready any more", "\"error\":\"%s\"", esc);
+    }
+    ce->broken = true;
+    atomic_store(ce->ready, false);
+}
+
+/* Waits for a slot's launch and hands results to their requests. */
+static void finish_slot(cuda_executor *ce, int si)
+{
+    slot_state *s = &ce->slots[si];
+    if (!s->busy)
+        return;
+    char err[256] = "";
+    bool ok = cuda_engine_wait(ce->eng, si, err, sizeof err);
+    if (!ok)
+        mark_broken(ce, err);
+    const uint8_t *out = cuda_engine_output(ce->eng, si);
+    int d = 0;
+    for (int i = 0; i < s->n; i++) {
+        job *j = s->jobs[i];
+        if (!s->ok[i])
+            continue; /* already completed with its decode error */
+        if (ok) {
+            size_t bytes = (size_t)3 * j->prof->out_height * j->prof->out_width *
+                           tensor_dtype_size(j->dtype);
+            memcpy(j->out, out + s->layout.descs[d].out_off, bytes);
+            job_complete(j, NULL);
+        } else {
+            fail_job(j, CP_ERR_UNAVAILABLE, "GPU failure while processing the batch");
+        }
+        resize_plan_free(&s->plans[d]);
+        d++;
+    }
+    s->busy = false;
+    s->n = 0;
+}
+
+typedef struct {
+    cuda_executor *ce;
+    slot_state *s;
+    uint8_t *staging;
+} decode_ctx;
+
+static void decode_one(void *arg, int i)
+{
+    decode_ctx *dc = arg;
+    slot_state *s = dc->s;
+    job *j = s->jobs[i];
+    int w, h;
+    decode_output_size(&j->hdr, &j->dopt, &w, &h);
+    s->ok[i] = !job_request_failed(j) &&
+               decode_rgb(j->data, j->len, &j->hdr, &j->dopt, dc->staging + s->src_off[i],
+                          (size_t)w * h * 3, &s->errs[i]);
+}
+
+static size_t align16(size_t v) { return (v + 15) & ~(size_t)15; }
+
+/* Launches jobs[0..n) (already known to fit) in slot si. */
+static void launch_chunk(cuda_executor *ce, int si, job **jobs, int n)
+{
+    slot_state *s = &ce->slots[si];
+    s->n = n;
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        int w, h;
+        s->jobs[i] = jobs[i];
+        s->errs[i] = (cp_error){0};
+        decode_output_size(&jobs[i]->hdr, &jobs[i]->dopt, &w, &h);
+        s->src_off[i] = off;
+        off += align16((size_t)w * h * 3);
+    }
+    decode_ctx dc = {ce, s, cuda_engine_staging(ce->eng, si)};
+    parallel_for(ce->pool, n, decode_one, &dc);
+
+    batch_layout_reset(&s->layout);
+    int d = 0;
+    for (int i = 0; i < n; i++) {
+        job *j = s->jobs[i];
+        if (!s->ok[i]) {
+            if (job_request_failed(j) && s->errs[i].status == CP_OK)
+                job_complete(j, NULL); /* skipped: a sibling image failed */
+            else
+                job_complete(j, &s->errs[i]);
+            continue;
+        }
+        int w, h;
+        decode_output_size(&j->hdr, &j->dopt, &w, &h);
+        image_geometry g;
+        geometry_compute(j->prof, w, h, &g);
+        resize_plan *p = &s->plans[d];
+        bool planned = resize_plan_build(p, w, h, g.resized_w, g.resized_h, g.top, g.left,
+                                         g.out_w, g.out_h, j->prof->filter);
+        if (!planned || !batch_layout_add(&s->layout, p, s->src_off[i],
+                                          (int)(j->table - ce->tables), (int)j->dtype)) {
+            if (planned)
+                resize_plan_free(p);
+            s->ok[i] = false;
+            fail_job(j, CP_ERR_INTERNAL, "could not lay out the batch");
+            continue;
+        }
+        d++;
+    }
+    char err[256] = "";
+    s->busy = true;
+    if (!cuda_engine_launch(ce->eng, si, &s->layout, off, err, sizeof err))
+        mark_broken(ce, err); /* finish_slot's wait reports it to the jobs */
+}
+
+/* What one image needs from a slot; false if it can never fit (CPU path). */
+static bool slot_needs(const cuda_executor *ce, const job *j, size_t *staging, size_t *tmp,
+                       size_t *coeffs, size_t *out)
+{
+    int w, h;
+    decode_output_size(&j->hdr, &j->dopt, &w, &h);
+    image_geometry g;
+    geometry_compute(j->prof, w, h, &g);
+    resize_plan p;
+    if (!resize_plan_build(&p, w, h, g.resized_w, g.resized_h, g.top, g.left, g.out_w, g.out_h,
+                           j->prof->filter))
+        return false;
+    *staging = align16((size_t)w * h * 3);
+    *tmp = p.need_h ? align16(resize_plan_tmp_bytes(&p)) : 0;
+    *coeffs = batch_plan_coeff_ints(&p);
+    *out = align16((size_t)3 * g.out_w * g.out_h * tensor_dtype_size(j->dtype));
+    resize_plan_free(&p);
+    const cuda_engine_sizes *z = &ce->sizes;
+    return *staging <= z->staging_bytes && *tmp <= z->tmp_bytes && *coeffs <= z->coeff_ints &&
+           *out <= z->out_bytes;
+}
+
+static void run_batch(cuda_executor *ce, job **jobs, int n)
+{
+    int i = 0;
+    while (i < n) {
+        int si = ce->next_slot;
+        ce->next_slot = (ce->next_slot + 1) % SLOTS;
+        finish_slot(ce, si);
+        size_t st = 0, tm = 0, co = 0, ou = 0;
+        int start = i, count = 0;
+        job *chunk[4096];
+        while (i < n && count < ce->sizes.max_images) {
+            job *j = jobs[i];
+            size_t a, b, c, d;
+            if (ce->broken || job_request_failed(j)) {
+                if (ce->broken)
+                    fail_job(j, CP_ERR_UNAVAILABLE, "the GPU backend failed; not ready");
+                else
+                    job_complete(j, NULL);
+                i++;
+                continue;
+            }
+            if (!slot_needs(ce, j, &a, &b, &c, &d)) {
+                cpu_scratch scratch = {0}; /* rare: larger than a slot, exact on the CPU too */
+                cp_error e = {0};
+                bool ok = process_job_cpu(j, &scratch, &e);
+                cpu_scratch_free(&scratch);
+                job_complete(j, ok ? NULL : &e);
+                i++;
+                continue;
+            }
+            if (st + a > ce->sizes.staging_bytes || tm + b > ce->sizes.tmp_bytes ||
+                co + c > ce->sizes.coeff_ints || ou + d > ce->sizes.out_bytes)
+                break;
+            st += a, tm += b, co += c, ou += d;
+            chunk[count++] = j;
+            i++;
+        }
+        (void)start;
+        if (count)
+            launch_chunk(ce, si, chunk, count);
+    }
+}
+
+static void *cuda_worker(void *arg)
+{
+    cuda_executor *ce = arg;
+    for (;;) {
+        if (queue_depth(ce->q) == 0) /* nothing to overlap with: deliver what is in flight */
+            for (int s = 0; s < SLOTS; s++)
+                finish_slot(ce, s);
+        int n = queue_pop_batch(ce->q, ce->batch, ce->max_batch);
+        if (n == 0)
+            break;
+        run_batch(ce, ce->batch, n);
+    }
+    for (int s = 0; s < SLOTS; s++)
+        finish_slot(ce, s);
+    return NULL;
+}
+
+static void cuda_stop(executor *e)
+{
+    cuda_executor *ce = (cuda_executor *)e;
+    pthread_join(ce->thread, NULL);
+}
+
+static void cuda_destroy(executor *e)
+{
+    cuda_executor *ce = (cuda_executor *)e;
+    cuda_engine_destroy(ce->eng);
+    parallel_pool_destroy(ce->pool);
+    for (int s = 0; s < SLOTS; s++) {
+        free(ce->slots[s].jobs);
+        free(ce->slots[s].ok);
+        free(ce->slots[s].errs);
+        free(ce->slots[s].src_off);
+        free(ce->slots[s].plans);
+        batch_layout_free(&ce->slots[s].layout);
+    }
+    free(ce->batch);
+    free(ce);
+}
+
+static const executor_ops cuda_ops = {.stop = cuda_stop, .destroy = cuda_destroy};
+
+executor *executor_cuda_create(batch_queue *q, const cp_config *cfg, const normalize_table *tables,
+                               int n_tables, size_t max_slot_bytes, atomic_bool *ready,
+                               cp_error *err)
+{
+    char name[128] = "", cerr[256] = "";
+    if (cuda_device_count(name, sizeof name, cerr, sizeof cerr) <= 0) {
+        cp_fail(err, CP_ERR_UNAVAILABLE, "no usable CUDA device (%s)", cerr[0] ? cerr : "none found");
+        return NULL;
+    }
+    cuda_executor *ce = calloc(1, sizeof *ce);
+    if (!ce) {
+        cp_fail(err, CP_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    ce->q = q;
+    ce->tables = tables;
+    ce->ready = ready;
+    ce->max_batch = cfg->max_batch_size;
+    int per_slot = cfg->max_batch_size < 4096 ? cfg->max_batch_size : 4096;
+    ce->sizes = (cuda_engine_sizes){
+        .staging_bytes = cfg->staging_bytes / SLOTS,
+        .tmp_bytes = cfg->staging_bytes / SLOTS / 2,
+        .out_bytes = align16(max_slot_bytes) * (size_t)per_slot,
+        .coeff_ints = (size_t)4 << 20,
+        .max_images = per_slot,
+        .slots = SLOTS,
+    };
+    ce->eng = cuda_engine_create(0, &ce->sizes, tables, n_tables, cerr, sizeof cerr);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    ce->pool = parallel_pool_create((int)(cores > 1 ? cores - 1 : 0));
+    ce->batch = calloc((size_t)cfg->max_batch_size, sizeof *ce->batch);
+    bool ok = ce->eng && ce->pool && ce->batch;
+    for (int s = 0; ok && s < SLOTS; s++) {
+        slot_state *st = &ce->slots[s];
+        st->jobs = calloc((size_t)per_slot, sizeof *st->jobs);
+        st->ok = calloc((size_t)per_slot, sizeof *st->ok);
+        st->errs = calloc((size_t)per_slot, sizeof *st->errs);
+        st->src_off = calloc((size_t)per_slot, sizeof *st->src_off);
+        st->plans = calloc((size_t)per_slot, sizeof *st->plans);
+        ok = st->jobs && st->ok && st->errs && st->src_off && st->plans;
+    }
+    if (!ok) {
+        cp_fail(err, CP_ERR_UNAVAILABLE, "CUDA start failed: %s", cerr[0] ? cerr : "out of memory");
+        cuda_destroy(&ce->base);
+        return NULL;
+    }
+    ce->base.ops = &cuda_ops;
+    ce->base.backend = "cuda";
+    ce->base.workers = 1;
+    snprintf(ce->base.device, sizeof ce->base.device, "%s", name);
+    if (pthread_create(&ce->thread, NULL, cuda_worker, ce) != 0) {
+        cp_fail(err, CP_ERR_INTERNAL, "could not start the CUDA worker");
+        cuda_destroy(&ce->base);
+        return NULL;
+    }
+    return &ce->base;
+}
+
+#endif

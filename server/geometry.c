@@ -1,0 +1,48 @@
+/* geometry.c — resize targets and crop offsets, with each reference's own rounding. */
+#include "geometry.h"
+
+static int floor_div2(int v) { return v >= 0 ? v / 2 : -((-v + 1) / 2); }
+
+int crop_offset(crop_mode mode, int resized, int crop)
+{
+    int d = resized - crop;
+    if (mode == CROP_HALF_EVEN) {
+        /* torchvision: pad floor(deficit/2) before; else round((L-c)/2) with ties to even */
+        if (d < 0)
+            return -((-d) / 2);
+        int half = d / 2;
+        if ((d & 1) && (half & 1))
+            half++; /* x.5 rounds to the even neighbour */
+        return half;
+    }
+    /* HF: floor((L-c)/2); when padding, this puts the odd zero row top/left (spec B.6) */
+    return floor_div2(d);
+}
+
+void geometry_compute(const profile *p, int src_w, int src_h, image_geometry *g)
+{
+    if (p->resize == RESIZE_EXACT) {
+        g->resized_w = p->resize_width;
+        g->resized_h = p->resize_height;
+    } else {
+        /* short side -> S, long side trunc(S*long/short) in double, as Python's int(S*l/s) */
+        long long s = p->shortest_edge;
+        if (src_w <= src_h) {
+            g->resized_w = (int)s;
+            g->resized_h = (int)((double)(s * src_h) / (double)src_w);
+        } else {
+            g->resized_h = (int)s;
+            g->resized_w = (int)((double)(s * src_w) / (double)src_h);
+        }
+    }
+    if (p->crop == CROP_NONE) {
+        g->top = g->left = 0;
+        g->out_w = g->resized_w;
+        g->out_h = g->resized_h;
+    } else {
+        g->out_w = p->crop_width;
+        g->out_h = p->crop_height;
+        g->top = crop_offset(p->crop, g->resized_h, p->crop_height);
+        g->left = crop_offset(p->crop, g->resized_w, p->crop_width);
+    }
+}

@@ -1,0 +1,19 @@
+/* geometry.h — a profile's size rule and crop rounding applied to one image size (spec B.4,
+ * B.6, C.3, D): the full resize target and the crop window origin (negative = zero padding). */
+#ifndef CLIPPREP_GEOMETRY_H
+#define CLIPPREP_GEOMETRY_H
+
+#include "profile.h"
+
+typedef struct {
+    int resized_w, resized_h;
+    int top, left;
+    int out_w, out_h;
+} image_geometry;
+
+void geometry_compute(const profile *p, int src_w, int src_h, image_geometry *g);
+
+/* The crop origin along one axis for a resized length and crop length (exposed for tests). */
+int crop_offset(crop_mode mode, int resized, int crop);
+
+#endif

@@ -1,0 +1,216 @@
+/* http.c — libmicrohttpd glue: daemon start/stop, routing, the small GET routes, the access
+ * log. /v1/preprocess lives in preprocess_route.c. */
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "http_util.h"
+#include "log.h"
+#include "request.h"
+
+const normalize_table *server_table_for(const server_ctx *srv, const profile *p)
+{
+    return &srv->tables[p - srv->profiles.items];
+}
+
+static route_id route_for(const char *url)
+{
+    if (!strcmp(url, "/healthz"))
+        return ROUTE_HEALTHZ;
+    if (!strcmp(url, "/readyz"))
+        return ROUTE_READYZ;
+    if (!strcmp(url, "/v1/profiles"))
+        return ROUTE_PROFILES;
+    if (!strcmp(url, "/v1/preprocess"))
+        return ROUTE_PREPROCESS;
+    return ROUTE_NOT_FOUND;
+}
+
+static const char *route_name(route_id r)
+{
+    static const char *names[] = {"not_found", "/healthz", "/readyz", "/v1/profiles",
+                                  "/v1/preprocess"};
+    return names[r];
+}
+
+static enum MHD_Result answer_json(request *r, int status, const char *json)
+{
+    r->status = status;
+    atomic_store(&r->state, REQ_ANSWERED);
+    return send_response(r->conn, status, json_response(json), r->id);
+}
+
+static enum MHD_Result answer_status(request *r, cp_status st, const char *message,
+                                     const char *allow)
+{
+    cp_error err;
+    cp_fail(&err, st, "%s", message);
+    struct MHD_Response *resp = error_response(&err, -1, &r->status);
+    if (resp && allow)
+        MHD_add_response_header(resp, "Allow", allow);
+    atomic_store(&r->state, REQ_ANSWERED);
+    return send_response(r->conn, r->status, resp, r->id);
+}
+
+static enum MHD_Result answer_readyz(request *r)
+{
+    server_ctx *srv = r->srv;
+    bool ready = atomic_load(&srv->ready) && !atomic_load(&srv->draining);
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"ready\":%s,\"backend\":\"%s\",\"device\":\"%s\",\"workers\":%d,"
+             "\"draining\":%s,\"queue_depth\":%d}",
+             ready ? "true" : "false", srv->exec ? srv->exec->backend : "none",
+             srv->exec ? srv->exec->device : "", srv->exec ? srv->exec->workers : 0,
+             atomic_load(&srv->draining) ? "true" : "false", queue_depth(&srv->queue));
+    return answer_json(r, ready ? 200 : 503, body);
+}
+
+static enum MHD_Result answer_profiles(request *r)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "default", r->srv->cfg->default_profile);
+    cJSON *list = cJSON_AddArrayToObject(root, "profiles");
+    for (int i = 0; i < r->srv->profiles.count; i++)
+        cJSON_AddItemToArray(list, (cJSON *)profile_to_cjson(&r->srv->profiles.items[i]));
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!text)
+        return answer_status(r, CP_ERR_INTERNAL, "could not format profiles", NULL);
+    enum MHD_Result ret = answer_json(r, 200, text);
+    cJSON_free(text);
+    return ret;
+}
+
+static bool method_is(const char *m, const char *want) { return !strcmp(m, want); }
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    server_ctx *srv = cls;
+    request *r = *con_cls;
+    if (!r) {
+        r = request_new(srv, conn, route_for(url));
+        if (!r)
+            return MHD_NO;
+        *con_cls = r;
+        bool get = method_is(method, "GET") || method_is(method, "HEAD");
+        switch (r->route) {
+        case ROUTE_HEALTHZ:
+            return get ? answer_json(r, 200, "{\"status\":\"ok\"}")
+                       : answer_status(r, CP_ERR_METHOD_NOT_ALLOWED, "use GET", "GET, HEAD");
+        case ROUTE_READYZ:
+            return get ? answer_readyz(r)
+                       : answer_status(r, CP_ERR_METHOD_NOT_ALLOWED, "use GET", "GET, HEAD");
+        case ROUTE_PROFILES:
+            return get ? answer_profiles(r)
+                       : answer_status(r, CP_ERR_METHOD_NOT_ALLOWED, "use GET", "GET, HEAD");
+        case ROUTE_PREPROCESS:
+            if (!method_is(method, "POST"))
+                return answer_status(r, CP_ERR_METHOD_NOT_ALLOWED, "use POST", "POST");
+            return preprocess_first_call(r);
+        default:
+            return answer_status(r, CP_ERR_NOT_FOUND, "no such endpoint", NULL);
+        }
+    }
+    request_state st = (request_state)atomic_load(&r->state);
+    if (r->route == ROUTE_PREPROCESS && st == REQ_RECEIVING) {
+        if (*upload_data_size)
+            return preprocess_upload(r, upload_data, upload_data_size);
+        return preprocess_body_complete(r);
+    }
+    if (st == REQ_READY)
+        return preprocess_send_ready(r);
+    if (*upload_data_size)
+        *upload_data_size = 0; /* already answered: discard the rest of the body */
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    request *r = *con_cls;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    double ms = (double)(monotonic_ns() - r->start_ns) / 1e6;
+    log_level lvl = r->route == ROUTE_HEALTHZ || r->route == ROUTE_READYZ ? LOG_DEBUG : LOG_INFO;
+    log_event(lvl, "request",
+              "\"request_id\":\"%s\",\"route\":\"%s\",\"status\":%d,\"images\":%d,"
+              "\"duration_ms\":%.3f,\"completed\":%s",
+              r->id, route_name(r->route), r->status, r->n_images, ms,
+              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "true" : "false");
+    request_unref(r);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512], esc[600];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    json_escape(msg, esc, sizeof esc);
+    log_event(LOG_WARN, "libmicrohttpd", "\"detail\":\"%s\"", esc);
+}
+
+bool http_start(server_ctx *srv, cp_error *err)
+{
+    const cp_config *cfg = srv->cfg;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    char port[16];
+    snprintf(port, sizeof port, "%d", cfg->port);
+    int gai = getaddrinfo(cfg->host, port, &hints, &ai);
+    if (gai != 0)
+        return cp_fail(err, CP_ERR_CONFIG, "host '%s': %s", cfg->host, gai_strerror(gai));
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    /* The logger goes first so that MHD's own messages become JSON lines too; a pool of one
+     * thread is no pool (MHD_OPTION_END stops the list there). */
+    srv->daemon = MHD_start_daemon(
+        flags, (uint16_t)cfg->port, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, srv, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
+        cfg->http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+        (unsigned)cfg->http_threads, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!srv->daemon)
+        return cp_fail(err, CP_ERR_CONFIG, "cannot listen on %s:%d (in use, or not an address here)",
+                       cfg->host, cfg->port);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = info ? info->port : cfg->port;
+    return true;
+}
+
+void http_quiesce(server_ctx *srv)
+{
+    if (srv->daemon) {
+        MHD_socket s = MHD_quiesce_daemon(srv->daemon);
+        if (s != MHD_INVALID_SOCKET)
+            close(s);
+    }
+}
+
+void http_stop(server_ctx *srv)
+{
+    if (srv->daemon)
+        MHD_stop_daemon(srv->daemon);
+    srv->daemon = NULL;
+}

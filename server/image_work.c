@@ -1,0 +1,50 @@
+/* image_work.c — decode into scratch, build the plan, run the CPU kernel bodies. */
+#include "image_work.h"
+
+#include <stdlib.h>
+
+#include "geometry.h"
+
+static bool ensure(uint8_t **buf, size_t *cap, size_t need)
+{
+    if (*cap >= need)
+        return true;
+    uint8_t *p = realloc(*buf, need);
+    if (!p)
+        return false;
+    *buf = p;
+    *cap = need;
+    return true;
+}
+
+bool process_job_cpu(job *j, cpu_scratch *s, cp_error *err)
+{
+    int w, h;
+    decode_output_size(&j->hdr, &j->dopt, &w, &h);
+    size_t rgb_bytes = (size_t)w * (size_t)h * 3;
+    if (!ensure(&s->rgb, &s->rgb_cap, rgb_bytes))
+        return cp_fail(err, CP_ERR_OVERLOADED, "out of memory for a %dx%d image", w, h);
+    if (!decode_rgb(j->data, j->len, &j->hdr, &j->dopt, s->rgb, rgb_bytes, err))
+        return false;
+
+    image_geometry g;
+    geometry_compute(j->prof, w, h, &g);
+    resize_plan plan;
+    if (!resize_plan_build(&plan, w, h, g.resized_w, g.resized_h, g.top, g.left, g.out_w,
+                           g.out_h, j->prof->filter))
+        return cp_fail(err, CP_ERR_INTERNAL, "could not plan a %dx%d resize", w, h);
+    bool ok = ensure(&s->tmp, &s->tmp_cap, resize_plan_scratch_bytes(&plan) + 64);
+    if (ok)
+        preprocess_image_cpu(&plan, s->rgb, (size_t)w * 3, j->table, j->dtype, j->out, s->tmp);
+    resize_plan_free(&plan);
+    if (!ok)
+        return cp_fail(err, CP_ERR_OVERLOADED, "out of memory for resampling");
+    return true;
+}
+
+void cpu_scratch_free(cpu_scratch *s)
+{
+    free(s->rgb);
+    free(s->tmp);
+    *s = (cpu_scratch){0};
+}

@@ -1,0 +1,36 @@
+/* job.h — one image of one request, as it travels through the batch queue to an executor. */
+#ifndef CLIPPREP_JOB_H
+#define CLIPPREP_JOB_H
+
+#include <stdint.h>
+
+#include "../kernels/normalize.h"
+#include "../kernels/preprocess.h"
+#include "decode.h"
+#include "profile.h"
+
+struct request;
+
+typedef struct job {
+    struct request *req;
+    int index;                   /* image index within its request */
+    const uint8_t *data;         /* encoded bytes (inside the request body) */
+    size_t len;
+    image_header hdr;            /* read when the request was accepted */
+    decode_options dopt;
+    const profile *prof;
+    const normalize_table *table;
+    tensor_dtype dtype;
+    void *out;                   /* this image's 3*H*W slot in the request's output tensor */
+    uint64_t enqueue_ns;         /* monotonic time it entered the queue */
+} job;
+
+/* True once the job's request has already failed: executors may skip the work. */
+bool job_request_failed(const job *j);
+
+/* Reports a finished job (err NULL on success). The request completes with its last job. */
+void job_complete(job *j, const cp_error *err);
+
+uint64_t monotonic_ns(void);
+
+#endif

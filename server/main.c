@@ -1,0 +1,173 @@
+/* main.c — clipprepd: load configuration and profiles, start the engine and the HTTP server,
+ * wait for SIGTERM/SIGINT, drain, exit 0. */
+#include <stddef.h>
+#include <stdio.h>
+
+#include <jpeglib.h>
+#include <png.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <webp/decode.h>
+#include <microhttpd.h>
+
+#include "log.h"
+#include "server.h"
+
+#ifdef CLIPPREP_WITH_CUDA
+#define CUDA_FEATURE "yes"
+#else
+#define CUDA_FEATURE "no"
+#endif
+
+static void print_version(void)
+{
+    int webp = WebPGetDecoderVersion();
+    printf("clipprepd %s\n", CLIPPREP_VERSION);
+    printf("features: cuda: %s, backends: cpu%s\n", CUDA_FEATURE,
+           strcmp(CUDA_FEATURE, "yes") ? "" : ",cuda");
+    printf("libraries: libjpeg-turbo (libjpeg %d), libpng %s, libwebp %d.%d.%d, libmicrohttpd %s\n",
+           JPEG_LIB_VERSION, PNG_LIBPNG_VER_STRING, (webp >> 16) & 0xff, (webp >> 8) & 0xff,
+           webp & 0xff, MHD_get_version());
+    printf("reference: Pillow 11.3 resampler (8-bit, 22-bit fixed point), "
+           "transformers CLIPImageProcessor PIL path\n");
+}
+
+static bool build_tables(server_ctx *srv, cp_error *err)
+{
+    srv->tables = calloc((size_t)srv->profiles.count, sizeof *srv->tables);
+    if (!srv->tables)
+        return cp_fail(err, CP_ERR_INTERNAL, "out of memory");
+    for (int i = 0; i < srv->profiles.count; i++) {
+        const profile *p = &srv->profiles.items[i];
+        normalize_table_build(&srv->tables[i], p->rescale_factor, p->mean, p->std);
+    }
+    return true;
+}
+
+static executor *start_executor(server_ctx *srv, cp_error *err)
+{
+    const cp_config *cfg = srv->cfg;
+    if (cfg->backend != BACKEND_CPU) {
+        cp_error cuda_err = {0};
+        size_t max_slot = 0;
+        for (int i = 0; i < srv->profiles.count; i++) {
+            const profile *p = &srv->profiles.items[i];
+            size_t bytes = (size_t)3 * p->out_width * p->out_height * sizeof(float);
+            if (bytes > max_slot)
+                max_slot = bytes;
+        }
+        executor *e = executor_cuda_create(&srv->queue, cfg, srv->tables, srv->profiles.count,
+                                           max_slot, &srv->ready, &cuda_err);
+        if (e)
+            return e;
+        if (cfg->backend == BACKEND_CUDA) {
+            cp_fail(err, CP_ERR_CONFIG, "--backend cuda: %s", cuda_err.message);
+            return NULL;
+        }
+        char esc[300];
+        json_escape(cuda_err.message, esc, sizeof esc);
+        log_event(LOG_INFO, "CUDA not used, falling back to the CPU executor", "\"reason\":\"%s\"", esc);
+    }
+    int workers = cfg->cpu_workers > 0 ? cfg->cpu_workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (workers < 1)
+        workers = 1;
+    return executor_cpu_create(&srv->queue, workers, err);
+}
+
+/* Waits for in-flight requests to be answered, up to timeout_s. */
+static void drain(server_ctx *srv, int timeout_s)
+{
+    struct timespec step = {0, 10 * 1000 * 1000};
+    for (int i = 0; i < timeout_s * 100 && atomic_load(&srv->inflight) > 0; i++)
+        nanosleep(&step, NULL);
+    /* Let MHD send the last responses after their connections were resumed. */
+    nanosleep(&step, NULL);
+}
+
+int main(int argc, char **argv, char **envp)
+{
+    static cp_config cfg;
+    static server_ctx srv;
+    cp_error err = {0};
+    bool want_help = false, want_version = false;
+
+    if (!config_load(&cfg, argc, argv, envp, &want_help, &want_version, &err)) {
+        fprintf(stderr, "clipprepd: %s\n", err.message);
+        return 2;
+    }
+    if (want_help) {
+        config_print_help(argv[0]);
+        return 0;
+    }
+    if (want_version) {
+        print_version();
+        return 0;
+    }
+    log_set_level(cfg.log_level);
+    srv.cfg = &cfg;
+
+    if (!profiles_load_dir(cfg.profiles_dir, &srv.profiles, &err)) {
+        fprintf(stderr, "clipprepd: profiles: %s\n", err.message);
+        return 2;
+    }
+    if (!profiles_find(&srv.profiles, cfg.default_profile)) {
+        fprintf(stderr, "clipprepd: default_profile '%s' is not in %s\n", cfg.default_profile,
+                cfg.profiles_dir);
+        return 2;
+    }
+    if (!build_tables(&srv, &err) ||
+        !queue_init(&srv.queue, cfg.queue_capacity, cfg.max_batch_size, cfg.max_queue_delay_us,
+                    cfg.preferred_batch_sizes, cfg.n_preferred_batch_sizes)) {
+        fprintf(stderr, "clipprepd: out of memory at start\n");
+        return 1;
+    }
+
+    /* Signals are taken synchronously by main; every other thread inherits the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    srv.exec = start_executor(&srv, &err);
+    if (!srv.exec) {
+        fprintf(stderr, "clipprepd: %s\n", err.message);
+        return 2;
+    }
+    if (!http_start(&srv, &err)) {
+        fprintf(stderr, "clipprepd: %s\n", err.message);
+        queue_close(&srv.queue);
+        srv.exec->ops->stop(srv.exec);
+        return 2;
+    }
+    atomic_store(&srv.ready, true);
+    char host[300];
+    json_escape(cfg.host, host, sizeof host);
+    log_event(LOG_INFO, "listening",
+              "\"host\":\"%s\",\"port\":%d,\"backend\":\"%s\",\"device\":\"%s\",\"profiles\":%d,"
+              "\"version\":\"%s\"",
+              host, srv.port, srv.exec->backend, srv.exec->device, srv.profiles.count,
+              CLIPPREP_VERSION);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    log_event(LOG_INFO, "draining", "\"signal\":%d,\"inflight\":%d", sig,
+              atomic_load(&srv.inflight));
+    atomic_store(&srv.draining, true);
+    http_quiesce(&srv);
+    drain(&srv, 30);
+    http_stop(&srv);
+    queue_close(&srv.queue);
+    srv.exec->ops->stop(srv.exec);
+    srv.exec->ops->destroy(srv.exec);
+    queue_destroy(&srv.queue);
+    profiles_free(&srv.profiles);
+    free(srv.tables);
+    log_event(LOG_INFO, "stopped", NULL);
+    return 0;
+}

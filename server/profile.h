@@ -1,0 +1,55 @@
+/* profile.h — a preprocessing profile is data: how one model family's reference prepares an
+ * image (size rule, crop and its rounding, filter, rescale, mean/std, EXIF). Each profile is
+ * a JSON file in profiles_dir; a new model family needs a new file, not new code. */
+#ifndef CLIPPREP_PROFILE_H
+#define CLIPPREP_PROFILE_H
+
+#include <stdbool.h>
+
+#include "../kernels/coeffs.h"
+#include "error.h"
+
+typedef enum {
+    RESIZE_SHORTEST_EDGE = 0, /* short side -> size, long side trunc(size*long/short) (spec B.4) */
+    RESIZE_EXACT,             /* squash to width x height (SigLIP, spec D) */
+} resize_mode;
+
+typedef enum {
+    CROP_NONE = 0,
+    CROP_FLOOR,     /* HF: offset floor((L-c)/2); when padding, odd extra zero row top/left */
+    CROP_HALF_EVEN, /* torchvision/open_clip: round-half-even((L-c)/2); odd pad row bottom/right */
+} crop_mode;
+
+typedef struct {
+    char name[64];
+    char description[256];
+    char reference[256];     /* which reference implementation this profile reproduces */
+    resize_mode resize;
+    int shortest_edge;       /* RESIZE_SHORTEST_EDGE */
+    int resize_width, resize_height; /* RESIZE_EXACT */
+    crop_mode crop;
+    int crop_width, crop_height;
+    resample_filter filter;
+    double rescale_factor;   /* 1/255 as a double (0.00392156862745098) */
+    double mean[3], std[3];
+    bool exif;               /* apply EXIF orientation by default (requests may override) */
+    int out_width, out_height; /* derived: the tensor's H and W */
+} profile;
+
+typedef struct {
+    profile *items;
+    int count;
+} profile_set;
+
+/* Loads every *.json in dir (sorted by name); a file's "name" must equal its file stem.
+ * Unknown keys and invalid values are errors naming the file and the key. */
+bool profiles_load_dir(const char *dir, profile_set *set, cp_error *err);
+bool profile_parse_json(const char *json_text, profile *p, cp_error *err);
+const profile *profiles_find(const profile_set *set, const char *name);
+void profiles_free(profile_set *set);
+
+/* A cJSON object describing p with all settings (GET /v1/profiles). Caller frees with
+ * cJSON_Delete. Returned as void* to keep cJSON out of this header. */
+void *profile_to_cjson(const profile *p);
+
+#endif

@@ -1,0 +1,39 @@
+/* server.h — the state shared by the HTTP layer and the engine for one running daemon. */
+#ifndef CLIPPREP_SERVER_H
+#define CLIPPREP_SERVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "../kernels/normalize.h"
+#include "config.h"
+#include "executor.h"
+#include "profile.h"
+#include "queue.h"
+
+struct MHD_Daemon;
+
+typedef struct server_ctx {
+    const cp_config *cfg;
+    profile_set profiles;
+    normalize_table *tables;   /* one per profile, same index */
+    batch_queue queue;
+    executor *exec;
+    struct MHD_Daemon *daemon;
+    int port;                  /* the bound port */
+    atomic_bool ready;         /* /readyz: engine started and not draining */
+    atomic_bool draining;
+    atomic_int inflight;       /* preprocess requests accepted and not yet answered */
+    atomic_ullong next_request_id;
+} server_ctx;
+
+/* Index of p in srv->profiles (for its normalisation table). */
+const normalize_table *server_table_for(const server_ctx *srv, const profile *p);
+
+/* Starts libmicrohttpd on cfg->host:cfg->port; fills srv->port. */
+bool http_start(server_ctx *srv, cp_error *err);
+/* Stops accepting connections; in-flight requests continue. */
+void http_quiesce(server_ctx *srv);
+void http_stop(server_ctx *srv);
+
+#endif

@@ -1,0 +1,78 @@
+/* tensor_encode.c — .npy headers and JSON tensors. */
+#include "tensor_encode.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool output_format_parse(const char *s, output_format *f)
+{
+    if (!strcmp(s, "npy"))
+        *f = OUT_NPY;
+    else if (!strcmp(s, "raw"))
+        *f = OUT_RAW;
+    else if (!strcmp(s, "json"))
+        *f = OUT_JSON;
+    else
+        return false;
+    return true;
+}
+
+const char *output_format_content_type(output_format f)
+{
+    switch (f) {
+    case OUT_NPY: return "application/x-npy";
+    case OUT_RAW: return "application/octet-stream";
+    default: return "application/json";
+    }
+}
+
+static int npy_dict(char *buf, size_t cap, int n, int h, int w, tensor_dtype dtype)
+{
+    return snprintf(buf, cap, "{'descr': '%s', 'fortran_order': False, 'shape': (%d, 3, %d, %d), }",
+                    dtype == DTYPE_FLOAT16 ? "<f2" : "<f4", n, h, w);
+}
+
+size_t npy_header_size(int n, int h, int w, tensor_dtype dtype)
+{
+    char dict[256];
+    size_t len = (size_t)npy_dict(dict, sizeof dict, n, h, w, dtype);
+    /* magic(6) + version(2) + header length(2) + dict + padding + '\n', 64-byte aligned */
+    return (10 + len + 1 + 63) / 64 * 64;
+}
+
+void npy_header_write(char *dst, int n, int h, int w, tensor_dtype dtype)
+{
+    size_t total = npy_header_size(n, h, w, dtype);
+    char dict[256];
+    int len = npy_dict(dict, sizeof dict, n, h, w, dtype);
+    memcpy(dst, "\x93NUMPY\x01\x00", 8);
+    size_t hlen = total - 10;
+    dst[8] = (char)(hlen & 0xff);
+    dst[9] = (char)(hlen >> 8);
+    memcpy(dst + 10, dict, (size_t)len);
+    memset(dst + 10 + len, ' ', total - 10 - (size_t)len - 1);
+    dst[total - 1] = '\n';
+}
+
+char *tensor_to_json(const char *profile, int n, int h, int w, tensor_dtype dtype,
+                     const void *data, size_t *out_len)
+{
+    size_t count = (size_t)n * 3 * (size_t)h * (size_t)w;
+    size_t cap = count * 17 + 512;
+    char *s = malloc(cap);
+    if (!s)
+        return NULL;
+    size_t o = (size_t)snprintf(s, cap,
+                                "{\"profile\":\"%s\",\"shape\":[%d,3,%d,%d],\"dtype\":\"%s\",\"data\":[",
+                                profile, n, h, w, tensor_dtype_name(dtype));
+    for (size_t i = 0; i < count; i++) {
+        float v = dtype == DTYPE_FLOAT16 ? half_to_float(((const uint16_t *)data)[i])
+                                         : ((const float *)data)[i];
+        /* 9 significant digits round-trip every float32 */
+        o += (size_t)snprintf(s + o, cap - o, i ? ",%.9g" : "%.9g", (double)v);
+    }
+    o += (size_t)snprintf(s + o, cap - o, "]}");
+    *out_len = o;
+    return s;
+}
