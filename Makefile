@@ -20,7 +20,7 @@ LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 CPPFLAGS += -DCLIPPREP_VERSION=\"$(VERSION)\"
 
-BUILD    := build
+BUILD    := build/cuda$(CUDA)
 SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
 KERNEL_SRC := $(wildcard kernels/*.c)
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(SERVER_SRC) $(KERNEL_SRC))
@@ -100,6 +100,7 @@ test-parity: bin/clipprepd venv
 test: deps
 	$(MAKE) all
 	$(MAKE) unit
+	$(if $(filter 1,$(CUDA)),$(MAKE) test-gpu)
 	$(MAKE) venv
 	$(PY) -m pytest -q tests/http tests/parity
 

@@ -15,8 +15,8 @@ typedef enum { DTYPE_FLOAT32 = 0, DTYPE_FLOAT16 } tensor_dtype;
 static inline size_t tensor_dtype_size(tensor_dtype d) { return d == DTYPE_FLOAT16 ? 2 : 4; }
 const char *tensor_dtype_name(tensor_dtype d); /* "float32" | "float16" */
 
-/* rgb: packed RGB rows of p->src_w pixels, row stride `stride` bytes. tmp: at least
- * resize_plan_tmp_bytes(p) bytes. out: 3*out_h*out_w values of dtype (planes R, G, B). */
+/* rgb: packed RGB rows of p->src_w pixels, row stride `stride` bytes, followed by at least
+ * RESAMPLE_SIMD_PAD readable bytes. tmp: resize_plan_scratch_bytes(p) + RESAMPLE_SIMD_PAD. out: 3*out_h*out_w values of dtype (planes R, G, B). */
 void preprocess_image_cpu(const resize_plan *p, const uint8_t *rgb, size_t stride,
                           const normalize_table *t, tensor_dtype dtype, void *out,
                           uint8_t *tmp);

@@ -5,6 +5,7 @@
 
 #include "preprocess.h"
 #include "resample.h"
+#include "resample_simd.h"
 
 const char *tensor_dtype_name(tensor_dtype d) { return d == DTYPE_FLOAT16 ? "float16" : "float32"; }
 
@@ -28,13 +29,21 @@ static intermediate horizontal_pass(const resize_plan *p, const uint8_t *rgb, si
     }
     int cols = p->x1 - p->x0;
     size_t tstride = (size_t)cols * 3;
+    hweights hw;
+    bool simd = resample_simd_available() && hweights_build(&hw, &p->h);
     for (int y = p->src_y0; y < p->src_y1; y++) {
         const uint8_t *row = rgb + (size_t)y * stride;
         uint8_t *dst = tmp + (size_t)(y - p->src_y0) * tstride;
+        if (simd) {
+            resample_h_row_avx2(row, &hw, dst);
+            continue;
+        }
         for (int j = 0; j < cols; j++)
             resample_h_pixel(row, p->h.bounds[2 * j], p->h.bounds[2 * j + 1],
                              p->h.k + (size_t)j * p->h.ksize, dst + (size_t)j * 3);
     }
+    if (simd)
+        hweights_free(&hw);
     im.base = tmp;
     im.stride = tstride;
     im.origin = p->src_y0;
@@ -53,6 +62,10 @@ static void vertical_row(const resize_plan *p, const intermediate *im, int ry, u
     int lo = p->v.bounds[2 * j], taps = p->v.bounds[2 * j + 1];
     const int32_t *k = p->v.k + (size_t)j * p->v.ksize;
     const uint8_t *top = im->base + (size_t)(lo - im->origin) * im->stride;
+    if (resample_simd_available()) {
+        resample_v_row_avx2(top, im->stride, taps, k, cols * 3, row);
+        return;
+    }
     for (int x = 0; x < cols; x++)
         resample_v_pixel(top + (size_t)x * 3, im->stride, taps, k, row + (size_t)x * 3);
 }

@@ -216,110 +216,118 @@ static int orientation_from_markers(const struct jpeg_decompress_struct *cinfo)
     return orientation_resolve(exif_value, xmp_value);
 }
 
-bool decode_jpeg_header(const uint8_t *data, size_t len, image_header *hdr, cp_error *err)
-{
-    struct jpeg_decompress_struct cinfo;
-    jerr_ctx jerr;
-    struct jpeg_source_mgr src;
-    memset(&cinfo, 0, sizeof cinfo);
-    hdr->format = IMAGE_FORMAT_JPEG;
-    setup(&cinfo, &jerr, &src, data, len);
-
-    if (setjmp(jerr.jb)) {
-        jpeg_destroy_decompress(&cinfo);
-        return fail_from(&jerr, 0, err);
-    }
-    jpeg_create_decompress(&cinfo);
-    cinfo.src = &src;
-    jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xffff);
-    if (jpeg_read_header(&cinfo, TRUE) != JPEG_HEADER_OK) {
-        jpeg_destroy_decompress(&cinfo);
-        return fail_truncated(err);
-    }
-    if (!check_frame(&cinfo, err)) {
-        jpeg_destroy_decompress(&cinfo);
-        return false;
-    }
-    hdr->width = (int)cinfo.image_width;
-    hdr->height = (int)cinfo.image_height;
-    hdr->orientation = orientation_from_markers(&cinfo);
-    jpeg_destroy_decompress(&cinfo);
-    return true;
-}
-
-bool decode_jpeg_pixels(const uint8_t *data, size_t len, const image_header *hdr, int max_scans,
-                        uint8_t *dst, cp_error *err)
-{
+/* Per-call state. It lives in the frame of the function that calls the setjmp function, so
+ * everything in it is well defined after a longjmp. */
+typedef struct {
     struct jpeg_decompress_struct cinfo;
     jerr_ctx jerr;
     jprog_ctx prog;
     struct jpeg_source_mgr src;
-    uint8_t *volatile cmyk_row = NULL;
-    memset(&cinfo, 0, sizeof cinfo);
-    memset(&prog, 0, sizeof prog);
-    setup(&cinfo, &jerr, &src, data, len);
+    uint8_t *cmyk_row;
+    int max_scans;
+} jpeg_job;
 
-    if (setjmp(jerr.jb)) {
-        jpeg_destroy_decompress(&cinfo);
-        free(cmyk_row);
-        return fail_from(&jerr, max_scans, err);
+static void job_init(jpeg_job *j, const uint8_t *data, size_t len)
+{
+    memset(j, 0, sizeof *j);
+    setup(&j->cinfo, &j->jerr, &j->src, data, len);
+}
+
+static void job_free(jpeg_job *j)
+{
+    jpeg_destroy_decompress(&j->cinfo);
+    free(j->cmyk_row);
+    j->cmyk_row = NULL;
+}
+
+/* Results of the setjmp functions below besides true/false. */
+enum { RUN_OK = 0, RUN_LIBJPEG, RUN_TRUNCATED, RUN_CHECKED, RUN_MISMATCH, RUN_NOMEM };
+
+static int header_run(jpeg_job *j, image_header *hdr, cp_error *err)
+{
+    if (setjmp(j->jerr.jb))
+        return RUN_LIBJPEG;
+    jpeg_create_decompress(&j->cinfo);
+    j->cinfo.src = &j->src;
+    jpeg_save_markers(&j->cinfo, JPEG_APP0 + 1, 0xffff);
+    if (jpeg_read_header(&j->cinfo, TRUE) != JPEG_HEADER_OK)
+        return RUN_TRUNCATED;
+    if (!check_frame(&j->cinfo, err))
+        return RUN_CHECKED;
+    hdr->width = (int)j->cinfo.image_width;
+    hdr->height = (int)j->cinfo.image_height;
+    hdr->orientation = orientation_from_markers(&j->cinfo);
+    return RUN_OK;
+}
+
+static bool finish(jpeg_job *j, int rc, cp_error *err)
+{
+    job_free(j);
+    switch (rc) {
+    case RUN_OK: return true;
+    case RUN_LIBJPEG: return fail_from(&j->jerr, j->max_scans, err);
+    case RUN_TRUNCATED: return fail_truncated(err);
+    case RUN_MISMATCH:
+        return cp_fail(err, CP_ERR_INTERNAL, "jpeg: image data does not match its header");
+    case RUN_NOMEM: return cp_fail(err, CP_ERR_INTERNAL, "jpeg: out of memory");
+    default: return false; /* RUN_CHECKED: err already set */
     }
-    jpeg_create_decompress(&cinfo);
-    cinfo.src = &src;
-    if (jpeg_read_header(&cinfo, TRUE) != JPEG_HEADER_OK) {
-        jpeg_destroy_decompress(&cinfo);
-        return fail_truncated(err);
-    }
-    if (!check_frame(&cinfo, err)) {
-        jpeg_destroy_decompress(&cinfo);
-        return false;
-    }
-    if ((int)cinfo.image_width != hdr->width || (int)cinfo.image_height != hdr->height) {
-        jpeg_destroy_decompress(&cinfo);
-        return cp_fail(err, CP_ERR_INTERNAL, "jpeg: header does not match the image data");
-    }
-    const int ncomp = cinfo.num_components;
-    cinfo.out_color_space = ncomp == 1 ? JCS_GRAYSCALE : ncomp == 3 ? JCS_RGB : JCS_CMYK;
-    if (max_scans > 0) {
-        prog.pub.progress_monitor = on_progress;
-        prog.max_scans = max_scans;
-        cinfo.progress = &prog.pub;
+}
+
+bool decode_jpeg_header(const uint8_t *data, size_t len, image_header *hdr, cp_error *err)
+{
+    jpeg_job job;
+    hdr->format = IMAGE_FORMAT_JPEG;
+    job_init(&job, data, len);
+    return finish(&job, header_run(&job, hdr, err), err);
+}
+
+static int pixels_run(jpeg_job *j, const image_header *hdr, uint8_t *dst, cp_error *err)
+{
+    struct jpeg_decompress_struct *cinfo = &j->cinfo;
+    if (setjmp(j->jerr.jb))
+        return RUN_LIBJPEG;
+    jpeg_create_decompress(cinfo);
+    cinfo->src = &j->src;
+    if (jpeg_read_header(cinfo, TRUE) != JPEG_HEADER_OK)
+        return RUN_TRUNCATED;
+    if (!check_frame(cinfo, err))
+        return RUN_CHECKED;
+    if ((int)cinfo->image_width != hdr->width || (int)cinfo->image_height != hdr->height)
+        return RUN_MISMATCH;
+    const int ncomp = cinfo->num_components;
+    cinfo->out_color_space = ncomp == 1 ? JCS_GRAYSCALE : ncomp == 3 ? JCS_RGB : JCS_CMYK;
+    if (j->max_scans > 0) {
+        j->prog.pub.progress_monitor = on_progress;
+        j->prog.max_scans = j->max_scans;
+        cinfo->progress = &j->prog.pub;
     }
 
-    if (!jpeg_start_decompress(&cinfo)) {
-        jpeg_destroy_decompress(&cinfo);
-        return fail_truncated(err);
-    }
-    const size_t w = cinfo.output_width, h = cinfo.output_height, stride = w * 3;
-    if ((int)w != hdr->width || (int)h != hdr->height || cinfo.output_components != ncomp) {
-        jpeg_destroy_decompress(&cinfo);
-        return cp_fail(err, CP_ERR_INTERNAL, "jpeg: unexpected output geometry");
-    }
+    if (!jpeg_start_decompress(cinfo))
+        return RUN_TRUNCATED;
+    const size_t w = cinfo->output_width, h = cinfo->output_height, stride = w * 3;
+    if ((int)w != hdr->width || (int)h != hdr->height || cinfo->output_components != ncomp)
+        return RUN_MISMATCH;
     if (ncomp == 4) {
-        cmyk_row = malloc(w * 4);
-        if (!cmyk_row) {
-            jpeg_destroy_decompress(&cinfo);
-            return cp_fail(err, CP_ERR_INTERNAL, "out of memory");
-        }
+        j->cmyk_row = malloc(w * 4);
+        if (!j->cmyk_row)
+            return RUN_NOMEM;
     }
 
-    while (cinfo.output_scanline < h) {
-        size_t y = cinfo.output_scanline;
+    while (cinfo->output_scanline < h) {
+        size_t y = cinfo->output_scanline;
         JSAMPROW rows[8];
         JDIMENSION want = 1;
         if (ncomp == 4) {
-            rows[0] = cmyk_row;
+            rows[0] = j->cmyk_row;
         } else {
             want = (JDIMENSION)(h - y < 8 ? h - y : 8);
             for (JDIMENSION i = 0; i < want; i++)
                 rows[i] = dst + (y + i) * stride;
         }
-        JDIMENSION got = jpeg_read_scanlines(&cinfo, rows, want);
-        if (got == 0) { /* suspended: the data ended before the image did */
-            jpeg_destroy_decompress(&cinfo);
-            free(cmyk_row);
-            return fail_truncated(err);
-        }
+        JDIMENSION got = jpeg_read_scanlines(cinfo, rows, want);
+        if (got == 0) /* suspended: the data ended before the image did */
+            return RUN_TRUNCATED;
         if (ncomp == 1) {
             for (JDIMENSION i = 0; i < got; i++) {
                 uint8_t *r = rows[i];
@@ -329,16 +337,23 @@ bool decode_jpeg_pixels(const uint8_t *data, size_t len, const image_header *hdr
                 }
             }
         } else if (ncomp == 4) {
-            const uint8_t *s = cmyk_row;
+            const uint8_t *s = j->cmyk_row;
             uint8_t *o = dst + y * stride;
             for (size_t x = 0; x < w; x++, s += 4, o += 3) /* "CMYK;I": invert first */
                 decode_cmyk_to_rgb(o, 255u - s[0], 255u - s[1], 255u - s[2], 255u - s[3]);
         }
     }
     /* Like Pillow: all rows are in; a suspension while looking for EOI is fine, an error
-     * while reading the trailing markers is not (Pillow's decoder reports it as broken). */
-    (void)jpeg_finish_decompress(&cinfo);
-    jpeg_destroy_decompress(&cinfo);
-    free(cmyk_row);
-    return true;
+     * while reading trailing markers is not (Pillow's decoder reports it as broken). */
+    (void)jpeg_finish_decompress(cinfo);
+    return RUN_OK;
+}
+
+bool decode_jpeg_pixels(const uint8_t *data, size_t len, const image_header *hdr, int max_scans,
+                        uint8_t *dst, cp_error *err)
+{
+    jpeg_job job;
+    job_init(&job, data, len);
+    job.max_scans = max_scans;
+    return finish(&job, pixels_run(&job, hdr, dst, err), err);
 }

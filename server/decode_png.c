@@ -6,8 +6,8 @@
  *   gray+alpha 8 -> R=G=B, alpha dropped
  *   gray+alpha 16, RGB 16, RGBA 16 -> high byte of each sample (alpha dropped)
  *   RGB/RGBA 8   -> alpha dropped (no compositing)
- *   palette 1/2/4/8 bit -> PLTE lookup; indices past the PLTE map to (i, i, i) like Pillow's
- *                  default palette; tRNS ignored
+ *   palette 1/2/4/8 bit -> PLTE lookup; indices past the PLTE are black (as in Pillow);
+ *                  tRNS ignored
  *   tRNS colour keys, gAMA/iCCP/sRGB/sBIT/bKGD: ignored (no colour management)
  *   Adam7 interlacing supported.
  *
@@ -193,7 +193,18 @@ bool decode_png_header(const uint8_t *data, size_t len, image_header *hdr, cp_er
         const uint8_t *c = data + pos;
         uint32_t clen = be32(c);
         const uint8_t *type = c + 4;
-        if (clen > 0x7fffffffu || !chunk_type_ok(type) || len - pos - 8 < (size_t)clen + 4) {
+        bool ok_type = chunk_type_ok(type);
+        if (ok_type && !seen_idat && memcmp(type, "IDAT", 4) == 0) {
+            /* Pillow stops parsing here: the image data starts; its CRC is never checked */
+            seen_idat = true;
+            uint64_t frames = (uint64_t)actl_frames + (fctl_before_idat ? 0 : 1);
+            animated = !actl_bad && actl_frames > 0 && frames > 1;
+            if (clen > 0x7fffffffu || len - pos - 8 < (size_t)clen + 4)
+                break; /* incomplete: whether the rows are all there is libpng's call */
+            pos += 8 + (size_t)clen + 4;
+            continue;
+        }
+        if (clen > 0x7fffffffu || !ok_type || len - pos - 8 < (size_t)clen + 4) {
             if (!seen_idat)
                 return cp_fail(err, CP_ERR_INVALID_IMAGE,
                                "png: broken or truncated chunk before image data");
@@ -208,11 +219,7 @@ bool decode_png_header(const uint8_t *data, size_t len, image_header *hdr, cp_er
         if (memcmp(type, "IEND", 4) == 0)
             break;
         if (memcmp(type, "IDAT", 4) == 0) {
-            if (!seen_idat) {
-                seen_idat = true;
-                uint64_t frames = (uint64_t)actl_frames + (fctl_before_idat ? 0 : 1);
-                animated = !actl_bad && actl_frames > 0 && frames > 1;
-            }
+            /* later IDATs: nothing to do */
         } else if (memcmp(type, "fcTL", 4) == 0) {
             if (seen_idat) {
                 if (animated)
@@ -273,6 +280,9 @@ bool decode_png_header(const uint8_t *data, size_t len, image_header *hdr, cp_er
             }
         }
     }
+
+    if (!seen_idat)
+        return cp_fail(err, CP_ERR_INVALID_IMAGE, "png: no image data (IDAT)");
 
     int exif_value = EXIF_ORIENTATION_ABSENT;
     if (exif.kind == 1)
@@ -380,7 +390,7 @@ static void widen_row(uint8_t *row, size_t w, int ctype, int depth, const png_co
                 o[1] = pal[i].green;
                 o[2] = pal[i].blue;
             } else {
-                o[0] = o[1] = o[2] = (uint8_t)i;
+                o[0] = o[1] = o[2] = 0; /* Pillow: entries past the PLTE are black */
             }
         }
         break;

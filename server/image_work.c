@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 
+#include "../kernels/resample_simd.h"
 #include "geometry.h"
 
 static bool ensure(uint8_t **buf, size_t *cap, size_t need)
@@ -22,7 +23,7 @@ bool process_job_cpu(job *j, cpu_scratch *s, cp_error *err)
     int w, h;
     decode_output_size(&j->hdr, &j->dopt, &w, &h);
     size_t rgb_bytes = (size_t)w * (size_t)h * 3;
-    if (!ensure(&s->rgb, &s->rgb_cap, rgb_bytes))
+    if (!ensure(&s->rgb, &s->rgb_cap, rgb_bytes + RESAMPLE_SIMD_PAD))
         return cp_fail(err, CP_ERR_OVERLOADED, "out of memory for a %dx%d image", w, h);
     if (!decode_rgb(j->data, j->len, &j->hdr, &j->dopt, s->rgb, rgb_bytes, err))
         return false;
@@ -33,7 +34,7 @@ bool process_job_cpu(job *j, cpu_scratch *s, cp_error *err)
     if (!resize_plan_build(&plan, w, h, g.resized_w, g.resized_h, g.top, g.left, g.out_w,
                            g.out_h, j->prof->filter))
         return cp_fail(err, CP_ERR_INTERNAL, "could not plan a %dx%d resize", w, h);
-    bool ok = ensure(&s->tmp, &s->tmp_cap, resize_plan_scratch_bytes(&plan) + 64);
+    bool ok = ensure(&s->tmp, &s->tmp_cap, resize_plan_scratch_bytes(&plan) + RESAMPLE_SIMD_PAD);
     if (ok)
         preprocess_image_cpu(&plan, s->rgb, (size_t)w * 3, j->table, j->dtype, j->out, s->tmp);
     resize_plan_free(&plan);

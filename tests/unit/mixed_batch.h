@@ -10,6 +10,7 @@
 
 #include "../../kernels/batch.h"
 #include "../../kernels/preprocess.h"
+#include "../../kernels/resample_simd.h"
 #include "../../server/geometry.h"
 
 typedef struct {
@@ -75,7 +76,7 @@ static void mixed_batch_make(mixed_batch *mb, int n, unsigned seed)
         mb->src_off[i] = mb->staging_bytes;
         mb->staging_bytes += ((size_t)w * h * 3 + 15) & ~(size_t)15;
     }
-    mb->staging = malloc(mb->staging_bytes);
+    mb->staging = calloc(1, mb->staging_bytes + RESAMPLE_SIMD_PAD);
     for (size_t k = 0; k < mb->staging_bytes; k++) {
         mixed_rng = mixed_rng * 1103515245u + 12345u; /* saturated stripes + noise ring most */
         mb->staging[k] = (mixed_rng >> 16) & 1 ? ((mixed_rng >> 20) & 1 ? 255 : 0)
@@ -99,7 +100,7 @@ static int mixed_batch_count_mismatches(const mixed_batch *mb, const uint8_t *ou
     for (int i = 0; i < mb->n; i++) {
         const resize_plan *p = &mb->plans[i];
         size_t bytes = mixed_batch_slot_bytes(mb, i);
-        uint8_t *want = malloc(bytes), *scratch = malloc(resize_plan_scratch_bytes(p) + 16);
+        uint8_t *want = malloc(bytes), *scratch = malloc(resize_plan_scratch_bytes(p) + RESAMPLE_SIMD_PAD);
         preprocess_image_cpu(p, mb->staging + mb->src_off[i], (size_t)mb->wh[i][0] * 3,
                              &mb->tables[mb->table[i]], (tensor_dtype)mb->dtype[i], want, scratch);
         if (memcmp(want, out + mb->layout.descs[i].out_off, bytes)) {

@@ -1,0 +1,160 @@
+"""The measurements behind scripts/bench.sh. See that file for what is compared."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / ".bench"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def pipeline_bench(mode: str, threads: int, files: list[Path], seconds: float) -> dict:
+    out = subprocess.run([str(REPO / "bin/pipeline-bench"), "--mode", mode, "--threads", str(threads),
+                          "--seconds", str(seconds), *map(str, files)],
+                         check=True, capture_output=True, text=True, cwd=REPO)
+    return json.loads(out.stdout)
+
+
+def hf_in_process(files: list[Path], seconds: float) -> dict:
+    """CPU-ms per image of Pillow decode + transformers CLIPImageProcessor, one thread."""
+    import io
+
+    from PIL import Image
+    from transformers import CLIPImageProcessor
+
+    proc = CLIPImageProcessor()
+    blobs = [f.read_bytes() for f in files]
+    proc(images=Image.open(io.BytesIO(blobs[0])), return_tensors="np")  # warm-up
+    n, c0, t0 = 0, time.process_time(), time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        proc(images=Image.open(io.BytesIO(blobs[n % len(blobs)])), return_tensors="np")
+        n += 1
+    cpu = time.process_time() - c0
+    return {"images": n, "cpu_ms_per_image": cpu * 1000 / n,
+            "images_per_s": n / (time.perf_counter() - t0)}
+
+
+def proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+class Daemon:
+    def __init__(self, extra: dict):
+        cfg = {"profiles_dir": str(REPO / "config/profiles"), "port": 0, "backend": "cpu",
+               "log_level": "warn", **extra}
+        self.cfg_file = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+        json.dump(cfg, self.cfg_file)
+        self.cfg_file.close()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CLIPPREP_")}
+        self.proc = subprocess.Popen([str(REPO / "bin/clipprepd"), "--config", self.cfg_file.name,
+                                      "--log-level", "info"],
+                                     stderr=subprocess.PIPE, text=True, env=env)
+        for line in self.proc.stderr:
+            if '"listening"' in line:
+                self.port = int(re.search(r'"port":(\d+)', line).group(1))
+                break
+        else:
+            raise RuntimeError("daemon did not start")
+        threading.Thread(target=self.proc.stderr.read, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(30)
+        os.unlink(self.cfg_file.name)
+
+
+def http_load(url: str, blobs: list[bytes], clients: int, seconds: float, pid: int) -> dict:
+    lat: list[float] = []
+    lock = threading.Lock()
+    stop = time.perf_counter() + seconds
+
+    def client(k: int):
+        s = requests.Session()
+        i, mine = k, []
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            r = s.post(url + "/v1/preprocess?format=raw", data=blobs[i % len(blobs)])
+            r.raise_for_status()
+            mine.append(time.perf_counter() - t)
+            i += clients
+        with lock:
+            lat.extend(mine)
+
+    # warm-up (scratch buffers, connections)
+    for b in blobs:
+        requests.post(url + "/v1/preprocess?format=raw", data=b).raise_for_status()
+    c0, t0 = proc_cpu_s(pid), time.perf_counter()
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall, cpu = time.perf_counter() - t0, proc_cpu_s(pid) - c0
+    lat.sort()
+    return {"images": len(lat), "cpu_ms_per_image": cpu * 1000 / len(lat),
+            "images_per_s": len(lat) / wall,
+            "p50_ms": 1000 * statistics.median(lat), "p99_ms": 1000 * lat[int(0.99 * (len(lat) - 1))]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--classes", default="640x480,1920x1080,4000x3000")
+    ap.add_argument("--clients", type=int, default=2)
+    args = ap.parse_args()
+    ncpu = os.cpu_count() or 1
+    results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {ncpu} cores",
+               "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                            if l.startswith("model name")), "?"),
+               "classes": {}}
+    daemon = Daemon({"cpu_workers": ncpu})
+    try:
+        for cls in args.classes.split(","):
+            files = sorted(BENCH.glob(f"*_{cls}.jpg"))
+            if not files:
+                sys.exit(f"no images for {cls} in {BENCH}")
+            blobs = [f.read_bytes() for f in files]
+            row = {
+                "hf": hf_in_process(files, args.seconds),
+                "c_1core": pipeline_bench("full", 1, files, args.seconds),
+                "c_all": pipeline_bench("full", ncpu, files, args.seconds),
+                "decode_1core": pipeline_bench("decode", 1, files, args.seconds),
+                "daemon": http_load(daemon.url, blobs, args.clients, args.seconds, daemon.proc.pid),
+            }
+            results["classes"][cls] = row
+            print(f"done {cls}", file=sys.stderr)
+    finally:
+        daemon.stop()
+    BENCH.mkdir(exist_ok=True)
+    (BENCH / "results.json").write_text(json.dumps(results, indent=2))
+
+    print(f"machine: {results['machine']} ({results['cpu']}), date {results['date']}")
+    print("| size | Pillow+transformers CPU-ms/img | C in-process CPU-ms/img | JPEG decode CPU-ms/img "
+          "| daemon CPU-ms/img | daemon/C | HF/daemon | daemon img/s | C img/s (all cores) | p50 ms | p99 ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for cls, r in results["classes"].items():
+        d, c = r["daemon"], r["c_1core"]
+        print(f"| {cls} | {r['hf']['cpu_ms_per_image']:.2f} | {c['cpu_ms_per_image']:.2f} | "
+              f"{r['decode_1core']['cpu_ms_per_image']:.2f} | {d['cpu_ms_per_image']:.2f} | "
+              f"{d['cpu_ms_per_image'] / c['cpu_ms_per_image']:.2f}x | "
+              f"{r['hf']['cpu_ms_per_image'] / d['cpu_ms_per_image']:.1f}x | {d['images_per_s']:.0f} | "
+              f"{r['c_all']['images_per_s']:.0f} | {d['p50_ms']:.1f} | {d['p99_ms']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
