@@ -56,6 +56,7 @@ static const key_def keys[] = {
     {"http_threads", KEY_INT, FIELD(http_threads), 1, 1024},
     {"max_connections", KEY_INT, FIELD(max_connections), 1, 65536},
     {"connection_timeout_s", KEY_INT, FIELD(connection_timeout_s), 1, 86400},
+    {"drain_timeout_s", KEY_INT, FIELD(drain_timeout_s), 0, 3600},
     {"backend", KEY_BACKEND, FIELD(backend), 0, 0},
     {"cpu_workers", KEY_INT, FIELD(cpu_workers), 0, 1024},
     {"max_batch_size", KEY_INT, FIELD(max_batch_size), 1, 4096},
@@ -84,6 +85,7 @@ void config_defaults(cp_config *cfg)
     cfg->http_threads = 1;
     cfg->max_connections = 256;
     cfg->connection_timeout_s = 30;
+    cfg->drain_timeout_s = 30;
     cfg->backend = BACKEND_AUTO;
     cfg->cpu_workers = 0;
     cfg->max_batch_size = 32;

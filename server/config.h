@@ -21,6 +21,8 @@ typedef struct {
     int http_threads;          /* "http_threads", default 1 (libmicrohttpd polling threads) */
     int max_connections;       /* "max_connections", default 256 */
     int connection_timeout_s;  /* "connection_timeout_s", default 30 (idle/slow clients) */
+    int drain_timeout_s;       /* "drain_timeout_s", default 30: on SIGTERM, how long in-flight
+                                  requests may take to finish before the daemon exits anyway */
     /* engine */
     backend_kind backend;      /* "backend": "auto" | "cpu" | "cuda", default auto */
     int cpu_workers;           /* "cpu_workers", default 0 = one per online core */

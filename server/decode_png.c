@@ -334,6 +334,13 @@ static void on_png_read(png_structp png, png_bytep out, size_t n)
         png_error(png, "image file is truncated");
     memcpy(out, c->data + c->pos, n);
     c->pos += n;
+    /* libpng refills its inflate input with reads of min(IDAT_read_size, rest of the IDAT
+     * chunk) bytes. Near the end of the data, shrink that size so that a read never asks for
+     * more than the data holds: a file truncated inside an IDAT chunk then fails only if its
+     * rows really are incomplete — Pillow decodes whatever data there is, too. */
+    size_t rest = c->len - c->pos;
+    if (rest > 0 && rest < PNG_IDAT_READ_SIZE)
+        png_set_compression_buffer_size(png, rest);
 }
 
 static void on_row_transformed(png_structp png, png_row_infop info, png_bytep row)

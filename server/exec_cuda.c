@@ -29,6 +29,7 @@ executor *executor_cuda_create(batch_queue *q, const cp_config *cfg, const norma
 #include "geometry.h"
 #include "image_work.h"
 #include "log.h"
+#include "metrics.h"
 #include "parallel.h"
 
 #define SLOTS 2
@@ -42,6 +43,7 @@ typedef struct {
     batch_layout layout;
     resize_plan *plans;
     bool busy;
+    uint64_t launched_ns;
 } slot_state;
 
 typedef struct {
@@ -88,6 +90,7 @@ static void finish_slot(cuda_executor *ce, int si)
     bool ok = cuda_engine_wait(ce->eng, si, err, sizeof err);
     if (!ok)
         mark_broken(ce, err);
+    metrics_observe_ns(HIST_COMPUTE_SECONDS, monotonic_ns() - s->launched_ns);
     const uint8_t *out = cuda_engine_output(ce->eng, si);
     int d = 0;
     for (int i = 0; i < s->n; i++) {
@@ -122,9 +125,11 @@ static void decode_one(void *arg, int i)
     job *j = s->jobs[i];
     int w, h;
     decode_output_size(&j->hdr, &j->dopt, &w, &h);
+    uint64_t t0 = monotonic_ns();
     s->ok[i] = !job_request_failed(j) &&
                decode_rgb(j->data, j->len, &j->hdr, &j->dopt, dc->staging + s->src_off[i],
                           (size_t)w * h * 3, &s->errs[i]);
+    metrics_observe_ns(HIST_DECODE_SECONDS, monotonic_ns() - t0);
 }
 
 static size_t align16(size_t v) { return (v + 15) & ~(size_t)15; }
@@ -176,6 +181,7 @@ static void launch_chunk(cuda_executor *ce, int si, job **jobs, int n)
     }
     char err[256] = "";
     s->busy = true;
+    s->launched_ns = monotonic_ns();
     if (!cuda_engine_launch(ce->eng, si, &s->layout, off, err, sizeof err))
         mark_broken(ce, err); /* finish_slot's wait reports it to the jobs */
 }
@@ -333,6 +339,7 @@ executor *executor_cuda_create(batch_queue *q, const cp_config *cfg, const norma
         cuda_destroy(&ce->base);
         return NULL;
     }
+    metrics_set_pinned_bytes((uint64_t)SLOTS * (ce->sizes.staging_bytes + ce->sizes.out_bytes));
     ce->base.ops = &cuda_ops;
     ce->base.backend = "cuda";
     ce->base.workers = 1;

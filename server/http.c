@@ -12,6 +12,7 @@
 
 #include "http_util.h"
 #include "log.h"
+#include "metrics.h"
 #include "request.h"
 
 const normalize_table *server_table_for(const server_ctx *srv, const profile *p)
@@ -29,13 +30,15 @@ static route_id route_for(const char *url)
         return ROUTE_PROFILES;
     if (!strcmp(url, "/v1/preprocess"))
         return ROUTE_PREPROCESS;
+    if (!strcmp(url, "/metrics"))
+        return ROUTE_METRICS;
     return ROUTE_NOT_FOUND;
 }
 
 static const char *route_name(route_id r)
 {
-    static const char *names[] = {"not_found", "/healthz", "/readyz", "/v1/profiles",
-                                  "/v1/preprocess"};
+    static const char *names[] = {"other", "/healthz", "/readyz", "/v1/profiles",
+                                  "/v1/preprocess", "/metrics"};
     return names[r];
 }
 
@@ -88,6 +91,24 @@ static enum MHD_Result answer_profiles(request *r)
     return ret;
 }
 
+static enum MHD_Result answer_metrics(request *r)
+{
+    server_ctx *srv = r->srv;
+    size_t len;
+    char *text = metrics_render(CLIPPREP_VERSION, srv->exec ? srv->exec->backend : "none",
+                                queue_depth(&srv->queue), atomic_load(&srv->inflight), &len);
+    struct MHD_Response *resp =
+        text ? MHD_create_response_from_buffer_with_free_callback(len, text, free) : NULL;
+    if (!resp) {
+        free(text);
+        return answer_status(r, CP_ERR_INTERNAL, "could not render metrics", NULL);
+    }
+    MHD_add_response_header(resp, "Content-Type", "text/plain; version=0.0.4");
+    r->status = 200;
+    atomic_store(&r->state, REQ_ANSWERED);
+    return send_response(r->conn, 200, resp, r->id);
+}
+
 static bool method_is(const char *m, const char *want) { return !strcmp(m, want); }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -113,6 +134,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                        : answer_status(r, CP_ERR_METHOD_NOT_ALLOWED, "use GET", "GET, HEAD");
         case ROUTE_PROFILES:
             return get ? answer_profiles(r)
+                       : answer_status(r, CP_ERR_METHOD_NOT_ALLOWED, "use GET", "GET, HEAD");
+        case ROUTE_METRICS:
+            return get ? answer_metrics(r)
                        : answer_status(r, CP_ERR_METHOD_NOT_ALLOWED, "use GET", "GET, HEAD");
         case ROUTE_PREPROCESS:
             if (!method_is(method, "POST"))
@@ -144,7 +168,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r)
         return;
     *con_cls = NULL;
-    double ms = (double)(monotonic_ns() - r->start_ns) / 1e6;
+    uint64_t ns = monotonic_ns() - r->start_ns;
+    double ms = (double)ns / 1e6;
+    metrics_count_request(route_name(r->route), r->status);
+    if (r->route == ROUTE_PREPROCESS)
+        metrics_observe_ns(HIST_REQUEST_SECONDS, ns);
     log_level lvl = r->route == ROUTE_HEALTHZ || r->route == ROUTE_READYZ ? LOG_DEBUG : LOG_INFO;
     log_event(lvl, "request",
               "\"request_id\":\"%s\",\"route\":\"%s\",\"status\":%d,\"images\":%d,"

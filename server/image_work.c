@@ -5,6 +5,7 @@
 
 #include "../kernels/resample_simd.h"
 #include "geometry.h"
+#include "metrics.h"
 
 static bool ensure(uint8_t **buf, size_t *cap, size_t need)
 {
@@ -25,8 +26,11 @@ bool process_job_cpu(job *j, cpu_scratch *s, cp_error *err)
     size_t rgb_bytes = (size_t)w * (size_t)h * 3;
     if (!ensure(&s->rgb, &s->rgb_cap, rgb_bytes + RESAMPLE_SIMD_PAD))
         return cp_fail(err, CP_ERR_OVERLOADED, "out of memory for a %dx%d image", w, h);
+    uint64_t t0 = monotonic_ns();
     if (!decode_rgb(j->data, j->len, &j->hdr, &j->dopt, s->rgb, rgb_bytes, err))
         return false;
+    uint64_t t1 = monotonic_ns();
+    metrics_observe_ns(HIST_DECODE_SECONDS, t1 - t0);
 
     image_geometry g;
     geometry_compute(j->prof, w, h, &g);
@@ -38,6 +42,7 @@ bool process_job_cpu(job *j, cpu_scratch *s, cp_error *err)
     if (ok)
         preprocess_image_cpu(&plan, s->rgb, (size_t)w * 3, j->table, j->dtype, j->out, s->tmp);
     resize_plan_free(&plan);
+    metrics_observe_ns(HIST_COMPUTE_SECONDS, monotonic_ns() - t1);
     if (!ok)
         return cp_fail(err, CP_ERR_OVERLOADED, "out of memory for resampling");
     return true;

@@ -160,7 +160,7 @@ int main(int argc, char **argv, char **envp)
               atomic_load(&srv.inflight));
     atomic_store(&srv.draining, true);
     http_quiesce(&srv);
-    drain(&srv, 30);
+    drain(&srv, cfg.drain_timeout_s);
     http_stop(&srv);
     queue_close(&srv.queue);
     srv.exec->ops->stop(srv.exec);

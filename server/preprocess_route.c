@@ -8,6 +8,7 @@
 #include "geometry.h"
 #include "http_util.h"
 #include "log.h"
+#include "metrics.h"
 #include "multipart.h"
 #include "request.h"
 
@@ -325,6 +326,7 @@ static void build_response(request *r)
     MHD_add_response_header(resp, "X-Tensor-Dtype", tensor_dtype_name(r->dtype));
     r->response = resp;
     r->response_status = 200;
+    metrics_add_images((uint64_t)r->n_images);
 }
 
 void job_complete(job *j, const cp_error *err)

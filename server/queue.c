@@ -1,6 +1,8 @@
 /* queue.c — ring buffer of job pointers with dynamic-batching pops. */
 #include "queue.h"
 
+#include "metrics.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <time.h>
@@ -106,14 +108,18 @@ int queue_pop_batch(batch_queue *q, job **out, int limit)
                               .tv_nsec = (long)(deadline % 1000000000u)};
         pthread_cond_timedwait(&q->cv, &q->mu, &ts);
     }
+    uint64_t now = monotonic_ns();
     for (int i = 0; i < n; i++) {
         out[i] = q->ring[q->head];
+        metrics_observe_ns(HIST_QUEUE_WAIT_SECONDS, now - out[i]->enqueue_ns);
         q->head = (q->head + 1) % q->capacity;
         q->count--;
     }
     if (q->count > 0)
         pthread_cond_signal(&q->cv); /* another worker may take the rest */
     pthread_mutex_unlock(&q->mu);
+    if (n > 0)
+        metrics_observe(HIST_BATCH_SIZE, n);
     return n;
 }
 

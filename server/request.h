@@ -18,6 +18,7 @@ typedef enum {
     ROUTE_READYZ,
     ROUTE_PROFILES,
     ROUTE_PREPROCESS,
+    ROUTE_METRICS,
 } route_id;
 
 typedef enum { REQ_RECEIVING = 0, REQ_PROCESSING, REQ_READY, REQ_ANSWERED } request_state;

@@ -588,16 +588,19 @@ def jpeg_with_size(w: int, h: int) -> bytes:
     raise AssertionError("no SOF marker")
 
 
-def webp_vp8x_with_size(w: int, h: int) -> bytes:
-    """A RIFF/WEBP file with a VP8X header claiming a w x h canvas (max 16384 each), followed by
-    a tiny real VP8L bitstream of another size; rejected from the header."""
-    small = webp(Image.new("RGB", (4, 4), (1, 2, 3)), lossless=True)
-    assert small[12:16] in (b"VP8L", b"VP8 ")
-    inner = small[12:]
-    vp8x = b"VP8X" + struct.pack("<I", 10) + bytes([0, 0, 0, 0]) + \
-        (w - 1).to_bytes(3, "little") + (h - 1).to_bytes(3, "little")
-    body = b"WEBP" + vp8x + inner
-    return b"RIFF" + struct.pack("<I", len(body)) + body
+def webp_solid(w: int, h: int) -> bytes:
+    """A complete, valid lossless WebP of one colour (a few dozen bytes for any size)."""
+    return webp(Image.new("RGB", (w, h), (10, 20, 30)), lossless=True, quality=0)
+
+
+def png_solid_gray(w: int, h: int) -> bytes:
+    """A complete, valid 8-bit gray PNG of zeros (about w*h/1000 bytes)."""
+    row = b"\x00" * (w + 1)
+    z = zlib.compressobj(9)
+    data = b"".join(z.compress(row) for _ in range(h)) + z.flush()
+    return (b"\x89PNG\r\n\x1a\n"
+            + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+            + _chunk(b"IDAT", data) + _chunk(b"IEND", b""))
 
 
 if __name__ == "__main__":  # python tests/images.py: build the cache and list the corpus

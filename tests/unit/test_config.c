@@ -86,6 +86,7 @@ TEST(defaults_are_documented_values)
     CHECK_EQ_INT(c.http_threads, 1);
     CHECK_EQ_INT(c.max_connections, 256);
     CHECK_EQ_INT(c.connection_timeout_s, 30);
+    CHECK_EQ_INT(c.drain_timeout_s, 30);
     CHECK_EQ_INT(c.backend, BACKEND_AUTO);
     CHECK_EQ_INT(c.cpu_workers, 0);
     CHECK_EQ_INT(c.max_batch_size, 32);
@@ -464,6 +465,7 @@ static void check_equal_configs(const cp_config *a, const cp_config *b)
     CHECK_EQ_INT(a->http_threads, b->http_threads);
     CHECK_EQ_INT(a->max_connections, b->max_connections);
     CHECK_EQ_INT(a->connection_timeout_s, b->connection_timeout_s);
+    CHECK_EQ_INT(a->drain_timeout_s, b->drain_timeout_s);
     CHECK_EQ_INT(a->backend, b->backend);
     CHECK_EQ_INT(a->cpu_workers, b->cpu_workers);
     CHECK_EQ_INT(a->max_batch_size, b->max_batch_size);
@@ -522,7 +524,7 @@ TEST(shipped_config_has_every_key_with_defaults)
             }
         }
         CHECK_EQ_INT(cJSON_GetArraySize(file), keys);
-        CHECK_EQ_INT(keys, 19);
+        CHECK_EQ_INT(keys, 20);
     }
     cJSON_Delete(file);
     cJSON_Delete(all);

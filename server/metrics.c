@@ -1,0 +1,142 @@
+/* metrics.c — fixed-bucket histograms and a small route x status table. */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_BUCKETS 16
+
+typedef struct {
+    const char *name, *help;
+    int n;
+    double bounds[MAX_BUCKETS];
+    atomic_ullong counts[MAX_BUCKETS + 1]; /* last: +Inf */
+    atomic_ullong sum_micro;               /* sum in millionths, integer for atomicity */
+} histogram;
+
+static histogram hists[HIST_COUNT] = {
+    [HIST_REQUEST_SECONDS] = {"clipprep_request_duration_seconds", "Time from first byte to answer, /v1/preprocess", 12,
+                              {.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10}},
+    [HIST_QUEUE_WAIT_SECONDS] = {"clipprep_queue_wait_seconds", "Time an image waited in the batch queue", 11,
+                                 {.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, 1}},
+    [HIST_DECODE_SECONDS] = {"clipprep_decode_seconds", "Decode time per image", 11,
+                             {.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}},
+    [HIST_COMPUTE_SECONDS] = {"clipprep_compute_seconds", "Resample + normalise time (per image on CPU, per batch on GPU)", 11,
+                              {.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, 1}},
+    [HIST_BATCH_SIZE] = {"clipprep_batch_size", "Images per batch taken from the queue", 10,
+                         {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024}},
+};
+
+static const char *const routes[] = {"/v1/preprocess", "/v1/profiles", "/healthz", "/readyz",
+                                     "/metrics", "other"};
+#define N_ROUTES (sizeof routes / sizeof routes[0])
+static const int statuses[] = {200, 400, 401, 404, 405, 413, 415, 500, 503};
+#define N_STATUSES (sizeof statuses / sizeof statuses[0])
+static atomic_ullong request_counts[N_ROUTES][N_STATUSES + 1]; /* last: any other status */
+static atomic_ullong images_total;
+static atomic_ullong pinned_bytes;
+
+void metrics_observe(metric_hist h, double value)
+{
+    histogram *m = &hists[h];
+    int b = 0;
+    while (b < m->n && value > m->bounds[b])
+        b++;
+    atomic_fetch_add_explicit(&m->counts[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->sum_micro, (unsigned long long)(value * 1e6 + 0.5),
+                              memory_order_relaxed);
+}
+
+void metrics_observe_ns(metric_hist h, uint64_t ns) { metrics_observe(h, (double)ns / 1e9); }
+
+void metrics_count_request(const char *route, int status)
+{
+    size_t r = 0, s = 0;
+    while (r < N_ROUTES - 1 && strcmp(routes[r], route))
+        r++;
+    while (s < N_STATUSES && statuses[s] != status)
+        s++;
+    atomic_fetch_add_explicit(&request_counts[r][s], 1, memory_order_relaxed);
+}
+
+void metrics_add_images(uint64_t n) { atomic_fetch_add_explicit(&images_total, n, memory_order_relaxed); }
+void metrics_set_pinned_bytes(uint64_t bytes) { atomic_store(&pinned_bytes, bytes); }
+
+typedef struct {
+    char *s;
+    size_t len, cap;
+} buf;
+
+static void put(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int n = vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n >= 0 && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap * 2 + (size_t)n + 1;
+        char *s = realloc(b->s, cap);
+        if (!s)
+            return;
+        b->s = s;
+        b->cap = cap;
+    }
+}
+
+char *metrics_render(const char *version, const char *backend, int queue_depth, int inflight,
+                     size_t *len)
+{
+    buf b = {malloc(8192), 0, 8192};
+    if (!b.s)
+        return NULL;
+    b.s[0] = '\0';
+    put(&b, "# HELP clipprep_build_info Version and backend of this daemon\n"
+            "# TYPE clipprep_build_info gauge\nclipprep_build_info{version=\"%s\",backend=\"%s\"} 1\n",
+        version, backend);
+    put(&b, "# HELP clipprep_requests_total Requests answered, by route and HTTP status\n"
+            "# TYPE clipprep_requests_total counter\n");
+    for (size_t r = 0; r < N_ROUTES; r++)
+        for (size_t s = 0; s <= N_STATUSES; s++) {
+            unsigned long long v = atomic_load_explicit(&request_counts[r][s], memory_order_relaxed);
+            if (v || (r == 0 && s == 0)) {
+                if (s < N_STATUSES)
+                    put(&b, "clipprep_requests_total{route=\"%s\",code=\"%d\"} %llu\n", routes[r], statuses[s], v);
+                else
+                    put(&b, "clipprep_requests_total{route=\"%s\",code=\"other\"} %llu\n", routes[r], v);
+            }
+        }
+    put(&b, "# HELP clipprep_images_total Images preprocessed successfully\n"
+            "# TYPE clipprep_images_total counter\nclipprep_images_total %llu\n",
+        (unsigned long long)atomic_load(&images_total));
+    put(&b, "# HELP clipprep_queue_depth Images waiting in the batch queue\n"
+            "# TYPE clipprep_queue_depth gauge\nclipprep_queue_depth %d\n", queue_depth);
+    put(&b, "# HELP clipprep_inflight_requests Preprocess requests accepted and not yet answered\n"
+            "# TYPE clipprep_inflight_requests gauge\nclipprep_inflight_requests %d\n", inflight);
+    put(&b, "# HELP clipprep_pinned_bytes Pinned host memory held by the CUDA executor\n"
+            "# TYPE clipprep_pinned_bytes gauge\nclipprep_pinned_bytes %llu\n",
+        (unsigned long long)atomic_load(&pinned_bytes));
+    for (int h = 0; h < HIST_COUNT; h++) {
+        histogram *m = &hists[h];
+        put(&b, "# HELP %s %s\n# TYPE %s histogram\n", m->name, m->help, m->name);
+        unsigned long long cum = 0;
+        for (int i = 0; i <= m->n; i++) {
+            cum += atomic_load_explicit(&m->counts[i], memory_order_relaxed);
+            if (i < m->n)
+                put(&b, "%s_bucket{le=\"%g\"} %llu\n", m->name, m->bounds[i], cum);
+            else
+                put(&b, "%s_bucket{le=\"+Inf\"} %llu\n", m->name, cum);
+        }
+        put(&b, "%s_sum %.6f\n%s_count %llu\n", m->name,
+            (double)atomic_load(&m->sum_micro) / 1e6, m->name, cum);
+    }
+    *len = b.len;
+    return b.s;
+}

@@ -1,0 +1,29 @@
+/* metrics.h — Prometheus counters, gauges and histograms, lock-free (relaxed atomics), and
+ * their text exposition for GET /metrics. */
+#ifndef CLIPPREP_METRICS_H
+#define CLIPPREP_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    HIST_REQUEST_SECONDS = 0, /* clipprep_request_duration_seconds */
+    HIST_QUEUE_WAIT_SECONDS,  /* clipprep_queue_wait_seconds */
+    HIST_DECODE_SECONDS,      /* clipprep_decode_seconds (per image) */
+    HIST_COMPUTE_SECONDS,     /* clipprep_compute_seconds (per image on CPU, per batch on GPU) */
+    HIST_BATCH_SIZE,          /* clipprep_batch_size */
+    HIST_COUNT
+} metric_hist;
+
+void metrics_observe(metric_hist h, double value);
+void metrics_observe_ns(metric_hist h, uint64_t ns); /* seconds histograms */
+/* route: a short name such as "/v1/preprocess"; status: the HTTP status answered. */
+void metrics_count_request(const char *route, int status);
+void metrics_add_images(uint64_t n);
+void metrics_set_pinned_bytes(uint64_t bytes);
+
+/* Renders the exposition text into a malloc'd string; the caller supplies the gauges. */
+char *metrics_render(const char *version, const char *backend, int queue_depth, int inflight,
+                     size_t *len);
+
+#endif
