@@ -171,6 +171,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     uint64_t ns = monotonic_ns() - r->start_ns;
     double ms = (double)ns / 1e6;
     metrics_count_request(route_name(r->route), r->status);
+    if (r->accepted)
+        atomic_fetch_sub(&r->srv->inflight, 1);
     if (r->route == ROUTE_PREPROCESS)
         metrics_observe_ns(HIST_REQUEST_SECONDS, ns);
     log_level lvl = r->route == ROUTE_HEALTHZ || r->route == ROUTE_READYZ ? LOG_DEBUG : LOG_INFO;
@@ -225,15 +227,6 @@ bool http_start(server_ctx *srv, cp_error *err)
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = info ? info->port : cfg->port;
     return true;
-}
-
-void http_quiesce(server_ctx *srv)
-{
-    if (srv->daemon) {
-        MHD_socket s = MHD_quiesce_daemon(srv->daemon);
-        if (s != MHD_INVALID_SOCKET)
-            close(s);
-    }
 }
 
 void http_stop(server_ctx *srv)

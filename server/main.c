@@ -158,12 +158,16 @@ int main(int argc, char **argv, char **envp)
     sigwait(&sigs, &sig);
     log_event(LOG_INFO, "draining", "\"signal\":%d,\"inflight\":%d", sig,
               atomic_load(&srv.inflight));
+    /* Keep listening while draining: /readyz answers 503 so a load balancer stops sending,
+     * new preprocess requests get 503, accepted ones finish. */
     atomic_store(&srv.draining, true);
-    http_quiesce(&srv);
     drain(&srv, cfg.drain_timeout_s);
-    http_stop(&srv);
+    /* Whatever is still queued is finished by the executor (bounded by queue_capacity), so
+     * every accepted request is answered and no connection is left suspended. */
     queue_close(&srv.queue);
     srv.exec->ops->stop(srv.exec);
+    drain(&srv, 5);
+    http_stop(&srv);
     srv.exec->ops->destroy(srv.exec);
     queue_destroy(&srv.queue);
     profiles_free(&srv.profiles);

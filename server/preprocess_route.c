@@ -280,7 +280,8 @@ enum MHD_Result preprocess_body_complete(request *r)
     /* Suspend before the jobs can complete, so the resume always finds us suspended. */
     atomic_store(&r->state, REQ_PROCESSING);
     atomic_fetch_add(&r->refs, 1);
-    atomic_fetch_add(&srv->inflight, 1);
+    r->accepted = true;
+    atomic_fetch_add(&srv->inflight, 1); /* until the answer is sent (http.c on_completed) */
     MHD_suspend_connection(r->conn);
     queue_push_reserved(&srv->queue, r->jobs, n);
     return MHD_YES;
@@ -345,7 +346,6 @@ void job_complete(job *j, const cp_error *err)
     build_response(r);
     atomic_store(&r->state, REQ_READY);
     MHD_resume_connection(r->conn);
-    atomic_fetch_sub(&r->srv->inflight, 1);
     request_unref(r);
 }
 

@@ -40,6 +40,7 @@ typedef struct request {
     output_format fmt;
     tensor_dtype dtype;
     int n_images;
+    bool accepted;            /* counted in srv->inflight until the connection completes */
     job *jobs;
     uint8_t *out_buf;         /* [npy header][N*3*H*W values] */
     size_t out_prefix, out_size;

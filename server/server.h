@@ -23,7 +23,7 @@ typedef struct server_ctx {
     int port;                  /* the bound port */
     atomic_bool ready;         /* /readyz: engine started and not draining */
     atomic_bool draining;
-    atomic_int inflight;       /* preprocess requests accepted and not yet answered */
+    atomic_int inflight;       /* preprocess requests accepted and not yet fully answered */
     atomic_ullong next_request_id;
 } server_ctx;
 
@@ -32,8 +32,6 @@ const normalize_table *server_table_for(const server_ctx *srv, const profile *p)
 
 /* Starts libmicrohttpd on cfg->host:cfg->port; fills srv->port. */
 bool http_start(server_ctx *srv, cp_error *err);
-/* Stops accepting connections; in-flight requests continue. */
-void http_quiesce(server_ctx *srv);
 void http_stop(server_ctx *srv);
 
 #endif

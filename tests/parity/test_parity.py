@@ -75,7 +75,17 @@ def compare(got: np.ndarray, exp: np.ndarray, u8_exp: np.ndarray, profile: str, 
         msg.append(f"  differing rows {rows.min()}..{rows.max()} ({len(rows)}), "
                    f"columns {cols.min()}..{cols.max()} ({len(cols)})")
         hist = np.bincount(du[u8_bad & (u8_got >= 0)].ravel(), minlength=2)
-        msg.append("  |du| histogram: " + ", ".join(f"{k}:{v}" for k, v in enumerate(hist) if v))
+        items = [f"{k}:{v}" for k, v in enumerate(hist) if v]
+        msg.append("  |du| histogram (levels:count): " + ", ".join(items[:12])
+                   + (f", ... ({len(items) - 12} more)" if len(items) > 12 else ""))
+        for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):  # a crop offset off by one?
+            g = u8_got[:, max(dy, 0):u8_got.shape[1] + min(dy, 0), max(dx, 0):u8_got.shape[2] + min(dx, 0)]
+            r_ = u8_ref[:, max(-dy, 0):u8_ref.shape[1] + min(-dy, 0),
+                        max(-dx, 0):u8_ref.shape[2] + min(-dx, 0)]
+            if g.size and np.array_equal(g, r_):
+                msg.append(f"  daemon[y+{dy}, x+{dx}] == reference[y, x] on the overlap: the "
+                           f"daemon's crop window is offset by ({-dy}, {-dx}) rows/columns "
+                           f"(crop offset rounding?)")
     raise AssertionError("\n".join(msg))
 
 
