@@ -1,6 +1,6 @@
 # clipprep — build, run and test. `make run` and `make test` do all set-up on a fresh machine.
 # Without nvcc the CPU-only daemon is built; with nvcc, kernels/*.cu are compiled and the CUDA
-# backend is linked in (CUDA=0 forces CPU-only, CUDA=1 requires nvcc).
+# backend is linked in (CUDA=0 forces CPU-only).
 
 CC      ?= gcc
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
@@ -13,74 +13,77 @@ CUDA_GENCODE ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,cod
 
 PKGS     := libmicrohttpd libjpeg libpng libwebp libwebpdemux libcjson
 OPT      ?= -O2
+SAN      ?=
 CFLAGS   ?= $(OPT) -g
-CFLAGS   += -std=c11 -Wall -Wextra -Werror -pthread -fno-strict-aliasing
-CPPFLAGS += -D_GNU_SOURCE -MMD -MP -Iserver -Ikernels $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CFLAGS   += -std=c11 -Wall -Wextra -Werror -pthread -fno-strict-aliasing $(SAN)
+CPPFLAGS += -D_GNU_SOURCE -Iserver -Ikernels $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 CPPFLAGS += -DCLIPPREP_VERSION=\"$(VERSION)\"
 
-BUILD    := build/cuda$(CUDA)
+BUILD    ?= build/cuda$(CUDA)
+BIN      ?= bin
 SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
 KERNEL_SRC := $(wildcard kernels/*.c)
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(SERVER_SRC) $(KERNEL_SRC))
 ifeq ($(CUDA),1)
 CPPFLAGS += -DCLIPPREP_WITH_CUDA=1
-CU_SRC   := $(wildcard kernels/*.cu)
-CU_OBJ   := $(patsubst %.cu,$(BUILD)/%.cu.o,$(CU_SRC))
+CU_OBJ   := $(patsubst %.cu,$(BUILD)/%.cu.o,$(wildcard kernels/*.cu))
 LDLIBS   += -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/targets/x86_64-linux/lib -lcudart -lstdc++ \
             -Wl,-rpath,$(CUDA_HOME)/lib64
 endif
-UNIT_SRC := $(wildcard tests/unit/test_*.c)
-UNIT_BIN := $(patsubst tests/unit/%.c,bin/tests/%,$(UNIT_SRC))
+LIB      := $(BUILD)/libclipprep.a
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BIN)/tests/%,$(wildcard tests/unit/test_*.c))
+FUZZ_TARGETS := decode multipart config
 VENV     := .venv
 PY       := $(VENV)/bin/python
+PYTEST   := $(PY) -m pytest -q -p no:cacheprovider
 
-.PHONY: all deps run test unit venv test-http test-parity test-gpu clean bench
-all: bin/clipprepd bin/pipeline-bench $(if $(filter 1,$(CUDA)),bin/tests/gpu_parity)
+.PHONY: all deps run test unit venv test-http test-parity test-gpu test-asan fuzz fuzz-replay \
+        bench clean
+all: $(BIN)/clipprepd $(BIN)/pipeline-bench $(if $(filter 1,$(CUDA)),$(BIN)/tests/gpu_parity)
 
 deps:
 	bash scripts/install-deps.sh
 
-# Coefficients must not use fused multiply-add (spec A.10).
-$(BUILD)/kernels/coeffs.o: CFLAGS += -ffp-contract=off
-$(BUILD)/kernels/normalize.o: CFLAGS += -ffp-contract=off
+# Coefficients and tables must not use fused multiply-add (spec A.10).
+$(BUILD)/kernels/coeffs.o $(BUILD)/kernels/normalize.o: CFLAGS += -ffp-contract=off
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) -MMD -MP $(CFLAGS) -c $< -o $@
 
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) -std=c++17 -O2 --fmad=false -Xcompiler -Wall,-Werror -Iserver -Ikernels \
 	    -DCLIPPREP_WITH_CUDA=1 $(CUDA_GENCODE) -c $< -o $@
 
-$(BUILD)/libclipprep.a: $(LIB_OBJ) $(CU_OBJ)
+$(LIB): $(LIB_OBJ) $(CU_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-bin/clipprepd: $(BUILD)/server/main.o $(BUILD)/libclipprep.a
-	@mkdir -p bin
+$(BIN)/clipprepd: $(BUILD)/server/main.o $(LIB)
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-bin/pipeline-bench: tests/bench/pipeline_bench.c $(BUILD)/libclipprep.a
-	@mkdir -p bin
-	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(BUILD)/libclipprep.a -o $@ $(LDLIBS)
+$(BIN)/pipeline-bench: tests/bench/pipeline_bench.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(LIB) -o $@ $(LDLIBS)
 
-bin/tests/gpu_parity: tests/gpu/test_gpu_parity.c $(BUILD)/libclipprep.a
-	@mkdir -p bin/tests
-	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(BUILD)/libclipprep.a -o $@ $(LDLIBS)
+$(BIN)/tests/gpu_parity: tests/gpu/test_gpu_parity.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(LIB) -o $@ $(LDLIBS)
 
-# GPU vs CPU bit-exactness; prints a SKIP line and passes where no GPU exists.
-test-gpu: bin/tests/gpu_parity
-	./bin/tests/gpu_parity
+$(BIN)/tests/%: tests/unit/%.c tests/unit/*.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(LIB) -o $@ $(LDLIBS)
 
-bin/tests/%: tests/unit/%.c $(BUILD)/libclipprep.a
-	@mkdir -p bin/tests
-	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(BUILD)/libclipprep.a -o $@ $(LDLIBS)
+$(BIN)/tests/replay-%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-run: deps bin/clipprepd
-	./bin/clipprepd --config config/clipprep.json
+run: deps $(BIN)/clipprepd
+	./$(BIN)/clipprepd --config config/clipprep.json
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: tests/requirements.txt
@@ -91,23 +94,58 @@ $(VENV)/.installed: tests/requirements.txt
 unit: $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
-test-http: bin/clipprepd venv
-	$(PY) -m pytest -q tests/http
+# Seed corpora and past fuzz findings, replayed as regression tests.
+fuzz-replay: $(patsubst %,$(BIN)/tests/replay-%,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do $(BIN)/tests/replay-$$t tests/fuzz/corpus/$$t/* || exit 1; done
 
-test-parity: bin/clipprepd venv
-	$(PY) -m pytest -q tests/parity
+# GPU vs CPU bit-exactness; prints a SKIP line and passes where no GPU exists.
+test-gpu: $(BIN)/tests/gpu_parity
+	./$(BIN)/tests/gpu_parity
+
+test-http: all venv
+	$(PYTEST) tests/http --daemon-bin $(abspath $(BIN))/clipprepd
+
+test-parity: all venv
+	$(PYTEST) tests/parity --daemon-bin $(abspath $(BIN))/clipprepd
 
 test: deps
 	$(MAKE) all
-	$(MAKE) unit
+	$(MAKE) unit fuzz-replay
 	$(if $(filter 1,$(CUDA)),$(MAKE) test-gpu)
 	$(MAKE) venv
-	$(PY) -m pytest -q tests/http tests/parity
+	$(PYTEST) tests/http tests/parity
+	$(MAKE) test-asan
 
-bench: bin/clipprepd venv
+# The unit tests, the fuzz corpora and the HTTP suite again under AddressSanitizer,
+# UndefinedBehaviorSanitizer and LeakSanitizer (CPU-only build).
+ASAN_FLAGS := CUDA=0 BUILD=build/asan BIN=build/asan/bin OPT=-O1 \
+              SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+test-asan: deps venv
+	$(MAKE) $(ASAN_FLAGS) all unit fuzz-replay
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 $(PYTEST) tests/http --daemon-bin $(CURDIR)/build/asan/bin/clipprepd
+
+# libFuzzer (clang) for FUZZ_SECONDS per target; new crashes land in tests/fuzz/findings/
+# (copy each into tests/fuzz/corpus/TARGET/ once fixed: it then runs in every `make test`).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@command -v clang >/dev/null || { echo "make fuzz needs clang (apt-get install clang)"; exit 1; }
+	$(MAKE) CC=clang CUDA=0 BUILD=build/fuzz BIN=build/fuzz/bin OPT=-O1 \
+	    SAN="-fsanitize=fuzzer-no-link,address,undefined" build/fuzz/libclipprep.a
+	@mkdir -p tests/fuzz/findings build/fuzz/work
+	@for t in $(FUZZ_TARGETS); do \
+	  clang $(CPPFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined tests/fuzz/fuzz_$$t.c \
+	    build/fuzz/libclipprep.a -o build/fuzz/bin/fuzz-$$t $(LDLIBS) || exit 1; \
+	  mkdir -p build/fuzz/work/$$t; \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS)s"; \
+	  build/fuzz/bin/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+	    -artifact_prefix=tests/fuzz/findings/$$t- build/fuzz/work/$$t tests/fuzz/corpus/$$t \
+	    2>&1 | tail -3 || exit 1; \
+	done
+
+bench: all venv
 	bash scripts/bench.sh
 
 clean:
-	rm -rf $(BUILD) bin
+	rm -rf build bin
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -106,8 +106,65 @@ bool axis_coeffs_build(axis_coeffs *c, int n_in, int n_out, int first, int count
     return true;
 }
 
+#define CACHE_ENTRIES 8
+
+/* Per thread: entries are shared by reference count; only unreferenced entries are evicted,
+ * so a plan's tables stay valid until the plan is freed (on the same thread). */
+static __thread struct {
+    axis_coeffs entry[CACHE_ENTRIES];
+    int filter[CACHE_ENTRIES];
+    int refs[CACHE_ENTRIES];
+    int next;
+} cache;
+
+bool axis_coeffs_cached(axis_coeffs *c, int n_in, int n_out, int first, int count,
+                        resample_filter filter)
+{
+    for (int i = 0; i < CACHE_ENTRIES; i++) {
+        const axis_coeffs *e = &cache.entry[i];
+        if (e->k && e->n_in == n_in && e->n_out == n_out && e->first == first &&
+            e->count == count && cache.filter[i] == (int)filter) {
+            *c = *e;
+            c->borrowed = i + 1;
+            cache.refs[i]++;
+            return true;
+        }
+    }
+    int slot = -1;
+    for (int t = 0; t < CACHE_ENTRIES && slot < 0; t++) {
+        int i = (cache.next + t) % CACHE_ENTRIES;
+        if (cache.refs[i] == 0)
+            slot = i;
+    }
+    if (slot < 0) /* every entry in use: a private table */
+        return axis_coeffs_build(c, n_in, n_out, first, count, filter);
+    cache.next = (slot + 1) % CACHE_ENTRIES;
+    axis_coeffs_free(&cache.entry[slot]);
+    if (!axis_coeffs_build(&cache.entry[slot], n_in, n_out, first, count, filter))
+        return false;
+    cache.filter[slot] = (int)filter;
+    cache.refs[slot] = 1;
+    *c = cache.entry[slot];
+    c->borrowed = slot + 1;
+    return true;
+}
+
+void axis_coeffs_cache_clear(void)
+{
+    for (int i = 0; i < CACHE_ENTRIES; i++)
+        if (cache.refs[i] == 0)
+            axis_coeffs_free(&cache.entry[i]);
+}
+
 void axis_coeffs_free(axis_coeffs *c)
 {
+    if (c->borrowed) {
+        cache.refs[c->borrowed - 1]--;
+        c->borrowed = 0;
+        c->bounds = NULL;
+        c->k = NULL;
+        return;
+    }
     free(c->bounds);
     free(c->k);
     c->bounds = NULL;

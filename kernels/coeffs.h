@@ -20,6 +20,8 @@ typedef struct {
     int ksize;           /* stride of k */
     int *bounds;         /* 2*count ints: lo, taps */
     int32_t *k;          /* count*ksize fixed-point weights (unused taps 0) */
+    int borrowed;        /* 1 + cache slot when shared from the per-thread cache (freeing it
+                            releases the reference), 0 when owned */
 } axis_coeffs;
 
 const char *resample_filter_name(resample_filter f); /* "bicubic" | "bilinear" */
@@ -29,6 +31,15 @@ bool resample_filter_parse(const char *name, resample_filter *f);
 bool axis_coeffs_build(axis_coeffs *c, int n_in, int n_out, int first, int count,
                        resample_filter filter);
 void axis_coeffs_free(axis_coeffs *c);
+
+/* Like axis_coeffs_build, from a small per-thread cache keyed by every argument: images of the
+ * same size and profile share their tables. Free the result with axis_coeffs_free on the same
+ * thread (it releases the shared entry). */
+bool axis_coeffs_cached(axis_coeffs *c, int n_in, int n_out, int first, int count,
+                        resample_filter filter);
+
+/* Frees the calling thread's unreferenced cache entries (call before a worker thread exits). */
+void axis_coeffs_cache_clear(void);
 
 /* Source range [lo, hi) that outputs [first, first+count) read. */
 void axis_coeffs_source_range(const axis_coeffs *c, int *lo, int *hi);

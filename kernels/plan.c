@@ -33,7 +33,7 @@ bool resize_plan_build(resize_plan *p, int src_w, int src_h, int resized_w, int 
     p->need_v = resized_h != src_h;
 
     if (p->need_h) {
-        if (!axis_coeffs_build(&p->h, src_w, resized_w, p->x0, p->x1 - p->x0, filter))
+        if (!axis_coeffs_cached(&p->h, src_w, resized_w, p->x0, p->x1 - p->x0, filter))
             goto fail;
         axis_coeffs_source_range(&p->h, &p->src_x0, &p->src_x1);
     } else {
@@ -41,7 +41,7 @@ bool resize_plan_build(resize_plan *p, int src_w, int src_h, int resized_w, int 
         p->src_x1 = p->x1;
     }
     if (p->need_v) {
-        if (!axis_coeffs_build(&p->v, src_h, resized_h, p->y0, p->y1 - p->y0, filter))
+        if (!axis_coeffs_cached(&p->v, src_h, resized_h, p->y0, p->y1 - p->y0, filter))
             goto fail;
         axis_coeffs_source_range(&p->v, &p->src_y0, &p->src_y1);
     } else {

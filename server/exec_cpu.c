@@ -31,6 +31,7 @@ static void *cpu_worker(void *arg)
         job_complete(j, ok ? NULL : &err);
     }
     cpu_scratch_free(&scratch);
+    axis_coeffs_cache_clear();
     return NULL;
 }
 

@@ -265,6 +265,7 @@ static void *cuda_worker(void *arg)
     }
     for (int s = 0; s < SLOTS; s++)
         finish_slot(ce, s);
+    axis_coeffs_cache_clear();
     return NULL;
 }
 

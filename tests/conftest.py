@@ -57,10 +57,9 @@ def pytest_addoption(parser):
 
 def pytest_report_header(config):
     try:
-        import PIL
-        import transformers
-        return (f"reference: Pillow {PIL.__version__}, numpy {np.__version__}, "
-                f"transformers {transformers.__version__}; daemon: "
+        from importlib.metadata import version
+        return (f"reference: Pillow {version('pillow')}, numpy {version('numpy')}, "
+                f"transformers {version('transformers')}; daemon: "
                 f"{config.getoption('--daemon-bin')} --backend {config.getoption('--daemon-backend')}")
     except Exception as e:  # pragma: no cover - informational only
         return f"reference versions unavailable: {e}"
@@ -132,17 +131,25 @@ def assert_error(resp: requests.Response, status: int, code: str, index=ANY) -> 
 
 def multipart_body(parts, boundary: str | None = None, preamble: bytes = b"",
                    epilogue: bytes = b"", part_headers=None) -> tuple[bytes, str]:
-    """Builds a multipart/form-data body by hand. parts: list of bytes. Returns (body,
-    content_type). part_headers: optional list of extra header lines (bytes) per part."""
+    """Builds a multipart/form-data body by hand. parts: list of bytes, or of (filename, bytes)
+    or (filename, bytes, content_type) tuples. Returns (body, content_type). part_headers:
+    optional list of header lines (bytes) per part, replacing the default ones."""
     boundary = boundary or ("----clipprep" + uuid.uuid4().hex)
     b = boundary.encode()
     out = bytearray(preamble)
-    for i, data in enumerate(parts):
+    for i, part in enumerate(parts):
+        filename, ctype = f"img{i}", "application/octet-stream"
+        if isinstance(part, tuple):
+            filename, data = part[0], part[1]
+            if len(part) > 2:
+                ctype = part[2]
+        else:
+            data = part
         out += b"--" + b + b"\r\n"
         extra = part_headers[i] if part_headers else None
         if extra is None:
-            extra = [f'Content-Disposition: form-data; name="image"; filename="img{i}"'.encode(),
-                     b"Content-Type: application/octet-stream"]
+            extra = [f'Content-Disposition: form-data; name="image"; filename="{filename}"'.encode(),
+                     f"Content-Type: {ctype}".encode()]
         for h in extra:
             out += h + b"\r\n"
         out += b"\r\n" + data + b"\r\n"

@@ -13,9 +13,14 @@ PNG variants that Pillow cannot write (16-bit RGB/RGBA, 16-bit gray+alpha, 1/2/4
 filters; every generated file is checked to open with Pillow at the expected size and mode.
 
     import images
-    for item in images.corpus():        # list of CorpusItem, bytes loaded lazily
-        item.name, item.data, item.description, item.mode, item.size
+    for item in images.corpus():        # list of CorpusItem, bytes built/loaded lazily
+        item.name, item.data, item.description, item.mode, item.size, item.tags
+        name, data, description = item
+    images.items()                      # [(name, bytes, description), ...]
     images.get("coffee_1000x667_q90_420.jpg")
+
+Tags: photo, orig (file as shipped), huge (4000x3000), edge, mode, exif, h1/h3 (1 or 3
+pixels tall: transformers v4 channel-inference quirk, spec B.3).
 """
 from __future__ import annotations
 
@@ -253,6 +258,9 @@ class CorpusItem:
     def astuple(self) -> tuple[str, bytes, str]:
         return (self.name, self.data, self.description)
 
+    def __iter__(self):  # name, data, description = item
+        return iter(self.astuple())
+
 
 @functools.lru_cache(maxsize=None)
 def _mode_size(name: str, data: bytes):
@@ -437,8 +445,10 @@ def _build_items() -> list[CorpusItem]:
     add("chelsea_orig.png", "RGB PNG as shipped (ICC, XMP)", data("chelsea.png"), "photo", "orig")
 
     # ---- geometry edge cases ----------------------------------------------------------------
-    add("px_1x1.png", "1x1 RGB PNG", lambda: png(Image.new("RGB", (1, 1), (200, 40, 90))), "edge")
-    add("px_1x1.jpg", "1x1 JPEG", lambda: jpeg(Image.new("RGB", (1, 1), (20, 140, 230))), "edge")
+    add("px_1x1.png", "1x1 RGB PNG", lambda: png(Image.new("RGB", (1, 1), (200, 40, 90))), "edge",
+        "h1")
+    add("px_1x1.jpg", "1x1 JPEG", lambda: jpeg(Image.new("RGB", (1, 1), (20, 140, 230))), "edge",
+        "h1")
     add("thin_3x1000.png", "3 wide x 1000 tall", lambda: png(_rows("coffee.png", 3, 1000, .5)), "edge")
     add("thin_1000x3.png", "1000 wide x 3 tall (HF v4 channel-inference quirk, spec B.3)",
         lambda: png(_rows("coffee.png", 1000, 3, .5)), "edge", "h3")
@@ -528,6 +538,11 @@ def _items() -> tuple[CorpusItem, ...]:
 
 def corpus(tag: str | None = None) -> list[CorpusItem]:
     return [i for i in _items() if tag is None or tag in i.tags]
+
+
+def items(tag: str | None = None) -> list[tuple[str, bytes, str]]:
+    """The corpus as (name, bytes, description) tuples (builds every item)."""
+    return [i.astuple() for i in corpus(tag)]
 
 
 def names(tag: str | None = None) -> list[str]:

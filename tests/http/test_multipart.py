@@ -1,6 +1,5 @@
 """multipart/form-data batches: every part is one image; order is kept; one bad image fails
 the whole batch with its index."""
-import io
 import struct
 import zlib
 

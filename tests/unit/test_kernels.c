@@ -323,8 +323,41 @@ TEST(simd_equals_scalar)
     CHECK_EQ_INT(differing, 0);
 }
 
+/* The per-thread cache returns the same tables as a fresh build, and tables in use stay valid
+ * while many other sizes pass through the cache. */
+TEST(coefficient_cache_is_transparent)
+{
+    for (int round = 0; round < 3; round++)
+        for (int n = 5; n < 60; n += 3) {
+            axis_coeffs fresh, cached;
+            CHECK(axis_coeffs_build(&fresh, n * 7, n, 0, n, FILTER_BICUBIC));
+            CHECK(axis_coeffs_cached(&cached, n * 7, n, 0, n, FILTER_BICUBIC));
+            CHECK(cached.borrowed && cached.ksize == fresh.ksize);
+            CHECK(memcmp(cached.bounds, fresh.bounds, sizeof(int) * 2 * (size_t)n) == 0);
+            CHECK(memcmp(cached.k, fresh.k, sizeof(int32_t) * (size_t)n * fresh.ksize) == 0);
+            axis_coeffs_free(&cached); /* borrowed: must not free the cache's memory */
+            axis_coeffs_free(&fresh);
+        }
+    enum { N = 30 }; /* more plans alive at once than the cache has entries */
+    resize_plan p[N];
+    for (int i = 0; i < N; i++)
+        CHECK(resize_plan_build(&p[i], 300 + i, 200 + i % 5, 224, 224, 0, 0, 224, 224, FILTER_BICUBIC));
+    for (int i = 0; i < N; i++) {
+        axis_coeffs fh, fv;
+        axis_coeffs_build(&fh, 300 + i, 224, 0, 224, FILTER_BICUBIC);
+        axis_coeffs_build(&fv, 200 + i % 5, 224, 0, 224, FILTER_BICUBIC);
+        CHECK(memcmp(p[i].h.k, fh.k, sizeof(int32_t) * 224 * (size_t)fh.ksize) == 0);
+        CHECK(memcmp(p[i].v.k, fv.k, sizeof(int32_t) * 224 * (size_t)fv.ksize) == 0);
+        axis_coeffs_free(&fh);
+        axis_coeffs_free(&fv);
+    }
+    for (int i = 0; i < N; i++)
+        resize_plan_free(&p[i]);
+}
+
 int main(void)
 {
+    RUN(coefficient_cache_is_transparent);
     RUN(simd_equals_scalar);
     resample_simd_enable(false); /* the spec vectors through the scalar path, then SIMD */
     RUN(spec_a11_bicubic_vectors);

@@ -1,0 +1,22 @@
+/* fuzz_config.c — libFuzzer target: the JSON config file parser and the profile parser. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../server/config.h"
+#include "../../server/profile.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *text = malloc(size + 1);
+    memcpy(text, data, size);
+    text[size] = '\0';
+    cp_config cfg;
+    config_defaults(&cfg);
+    cp_error err;
+    config_apply_json_text(&cfg, text, "/tmp", &err);
+    profile p;
+    profile_parse_json(text, &p, &err);
+    free(text);
+    return 0;
+}
