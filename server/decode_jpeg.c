@@ -2,12 +2,18 @@
  * library defaults (JDCT_ISLOW, fancy upsampling, block smoothing), out_color_space
  * GRAYSCALE / RGB / CMYK for 1 / 3 / 4 components, warnings ignored.
  *
- * Truncation: Pillow feeds libjpeg through a *suspending* source and reports "image file is
- * truncated" when libjpeg still wants data at EOF. We do the same: our source never
- * fabricates an EOI (jpeg_mem_src would, with a JWRN_JPEG_EOF warning), fill_input_buffer
- * returns FALSE at the end of the buffer, and any suspension before the last scanline is an
- * INVALID_IMAGE error. Like Pillow, a suspension inside jpeg_finish_decompress() (e.g. a
- * missing EOI after complete image data) is not an error.
+ * Data feeding reproduces Pillow's ImageFile.load() + JpegDecode.c exactly: libjpeg sees a
+ * *suspending* source that exposes the file in 64 KiB blocks (ImageFile.MAXBLOCK). When a
+ * libjpeg call suspends, the next block is exposed and the call repeated; when it suspends
+ * with the whole file exposed, the image is truncated ("image file is truncated" in Pillow)
+ * and we fail with INVALID_IMAGE. Consequences, all identical to Pillow 11.3:
+ *   - no fabricated EOI (jpeg_mem_src would insert one with a JWRN_JPEG_EOF warning);
+ *   - a suspension inside jpeg_finish_decompress() (e.g. a missing EOI after complete image
+ *     data) is not an error, and no further data is read for it;
+ *   - arithmetic-coded scans cannot suspend (libjpeg: "Suspension not allowed here"), so an
+ *     arithmetic-coded JPEG fails when its entropy-coded data crosses a 64 KiB boundary
+ *     (in practice: arithmetic JPEGs larger than 64 KiB). Pillow fails on exactly those.
+ * Other libjpeg warnings (corrupt data, extraneous bytes) are ignored, as in Pillow.
  *
  * CMYK/YCCK (4 components): libjpeg converts YCCK to CMYK; Pillow then ALWAYS reads the
  * samples as inverted ("CMYK;I", JpegImagePlugin: "assume adobe conventions" — independent of
@@ -73,7 +79,17 @@ static void on_progress(j_common_ptr c)
     }
 }
 
-/* Suspending in-memory source: the whole image is in the buffer from the start. */
+/* Suspending in-memory source exposing the data block by block (see the top comment). */
+#define FEED_BLOCK 65536u
+
+typedef struct {
+    struct jpeg_source_mgr pub; /* first member: cinfo->src points here */
+    const uint8_t *data;
+    size_t len;
+    size_t exposed;      /* bytes of data made visible so far */
+    size_t pending_skip; /* skip_input_data() beyond the visible data, applied on resume */
+} feed_src;
+
 static void src_init(j_decompress_ptr c)
 {
     (void)c;
@@ -82,20 +98,21 @@ static void src_init(j_decompress_ptr c)
 static boolean src_fill(j_decompress_ptr c)
 {
     (void)c;
-    return FALSE; /* no more data: suspend */
+    return FALSE; /* suspend; the caller exposes more data and retries (feed_resume) */
 }
 
 static void src_skip(j_decompress_ptr c, long n)
 {
-    struct jpeg_source_mgr *s = c->src;
+    feed_src *s = (feed_src *)c->src;
     if (n <= 0)
         return;
-    if ((unsigned long)n > s->bytes_in_buffer) {
-        s->next_input_byte += s->bytes_in_buffer;
-        s->bytes_in_buffer = 0; /* the next read suspends */
+    if ((unsigned long)n > s->pub.bytes_in_buffer) {
+        s->pending_skip += (size_t)n - s->pub.bytes_in_buffer;
+        s->pub.next_input_byte += s->pub.bytes_in_buffer;
+        s->pub.bytes_in_buffer = 0; /* the next read suspends */
     } else {
-        s->next_input_byte += n;
-        s->bytes_in_buffer -= (size_t)n;
+        s->pub.next_input_byte += n;
+        s->pub.bytes_in_buffer -= (size_t)n;
     }
 }
 
@@ -104,8 +121,28 @@ static void src_term(j_decompress_ptr c)
     (void)c;
 }
 
-static void setup(struct jpeg_decompress_struct *cinfo, jerr_ctx *jerr,
-                  struct jpeg_source_mgr *src, const uint8_t *data, size_t len)
+/* After a suspension: expose the next block(s), as Pillow's load loop does. False at EOF. */
+static bool feed_resume(feed_src *s)
+{
+    do {
+        if (s->exposed >= s->len)
+            return false;
+        size_t add = s->len - s->exposed < FEED_BLOCK ? s->len - s->exposed : FEED_BLOCK;
+        s->exposed += add;
+        s->pub.bytes_in_buffer += add;
+        if (s->pending_skip > 0) {
+            size_t k = s->pending_skip < s->pub.bytes_in_buffer ? s->pending_skip
+                                                                 : s->pub.bytes_in_buffer;
+            s->pub.next_input_byte += k;
+            s->pub.bytes_in_buffer -= k;
+            s->pending_skip -= k;
+        }
+    } while (s->pending_skip > 0);
+    return true;
+}
+
+static void setup(struct jpeg_decompress_struct *cinfo, jerr_ctx *jerr, feed_src *src,
+                  const uint8_t *data, size_t len)
 {
     cinfo->err = jpeg_std_error(&jerr->pub);
     jerr->pub.error_exit = on_error_exit;
@@ -113,13 +150,17 @@ static void setup(struct jpeg_decompress_struct *cinfo, jerr_ctx *jerr,
     jerr->pub.output_message = on_output_message;
     jerr->why = 0;
     jerr->msg[0] = '\0';
-    src->init_source = src_init;
-    src->fill_input_buffer = src_fill;
-    src->skip_input_data = src_skip;
-    src->resync_to_restart = jpeg_resync_to_restart;
-    src->term_source = src_term;
-    src->next_input_byte = data;
-    src->bytes_in_buffer = len;
+    src->pub.init_source = src_init;
+    src->pub.fill_input_buffer = src_fill;
+    src->pub.skip_input_data = src_skip;
+    src->pub.resync_to_restart = jpeg_resync_to_restart;
+    src->pub.term_source = src_term;
+    src->data = data;
+    src->len = len;
+    src->exposed = len < FEED_BLOCK ? len : FEED_BLOCK;
+    src->pending_skip = 0;
+    src->pub.next_input_byte = data;
+    src->pub.bytes_in_buffer = src->exposed;
 }
 
 static bool fail_from(const jerr_ctx *jerr, int max_scans, cp_error *err)
@@ -132,6 +173,10 @@ static bool fail_from(const jerr_ctx *jerr, int max_scans, cp_error *err)
         return cp_fail(err, CP_ERR_INVALID_IMAGE,
                        "jpeg: Premature end of JPEG file (image file is truncated)");
     default:
+        if (jerr->pub.msg_code == JERR_CANT_SUSPEND)
+            return cp_fail(err, CP_ERR_INVALID_IMAGE,
+                           "jpeg: %s (arithmetic-coded data across a 64 KiB block; "
+                           "Pillow cannot decode this file either)", jerr->msg);
         return cp_fail(err, CP_ERR_INVALID_IMAGE, "jpeg: %s",
                        jerr->msg[0] ? jerr->msg : "corrupt JPEG data");
     }
@@ -222,7 +267,7 @@ typedef struct {
     struct jpeg_decompress_struct cinfo;
     jerr_ctx jerr;
     jprog_ctx prog;
-    struct jpeg_source_mgr src;
+    feed_src src;
     uint8_t *cmyk_row;
     int max_scans;
 } jpeg_job;
@@ -248,10 +293,11 @@ static int header_run(jpeg_job *j, image_header *hdr, cp_error *err)
     if (setjmp(j->jerr.jb))
         return RUN_LIBJPEG;
     jpeg_create_decompress(&j->cinfo);
-    j->cinfo.src = &j->src;
+    j->cinfo.src = &j->src.pub;
     jpeg_save_markers(&j->cinfo, JPEG_APP0 + 1, 0xffff);
-    if (jpeg_read_header(&j->cinfo, TRUE) != JPEG_HEADER_OK)
-        return RUN_TRUNCATED;
+    while (jpeg_read_header(&j->cinfo, TRUE) == JPEG_SUSPENDED)
+        if (!feed_resume(&j->src))
+            return RUN_TRUNCATED;
     if (!check_frame(&j->cinfo, err))
         return RUN_CHECKED;
     hdr->width = (int)j->cinfo.image_width;
@@ -288,9 +334,10 @@ static int pixels_run(jpeg_job *j, const image_header *hdr, uint8_t *dst, cp_err
     if (setjmp(j->jerr.jb))
         return RUN_LIBJPEG;
     jpeg_create_decompress(cinfo);
-    cinfo->src = &j->src;
-    if (jpeg_read_header(cinfo, TRUE) != JPEG_HEADER_OK)
-        return RUN_TRUNCATED;
+    cinfo->src = &j->src.pub;
+    while (jpeg_read_header(cinfo, TRUE) == JPEG_SUSPENDED)
+        if (!feed_resume(&j->src))
+            return RUN_TRUNCATED;
     if (!check_frame(cinfo, err))
         return RUN_CHECKED;
     if ((int)cinfo->image_width != hdr->width || (int)cinfo->image_height != hdr->height)
@@ -303,8 +350,9 @@ static int pixels_run(jpeg_job *j, const image_header *hdr, uint8_t *dst, cp_err
         cinfo->progress = &j->prog.pub;
     }
 
-    if (!jpeg_start_decompress(cinfo))
-        return RUN_TRUNCATED;
+    while (!jpeg_start_decompress(cinfo))
+        if (!feed_resume(&j->src))
+            return RUN_TRUNCATED;
     const size_t w = cinfo->output_width, h = cinfo->output_height, stride = w * 3;
     if ((int)w != hdr->width || (int)h != hdr->height || cinfo->output_components != ncomp)
         return RUN_MISMATCH;
@@ -326,8 +374,11 @@ static int pixels_run(jpeg_job *j, const image_header *hdr, uint8_t *dst, cp_err
                 rows[i] = dst + (y + i) * stride;
         }
         JDIMENSION got = jpeg_read_scanlines(cinfo, rows, want);
-        if (got == 0) /* suspended: the data ended before the image did */
-            return RUN_TRUNCATED;
+        if (got == 0) { /* suspended */
+            if (!feed_resume(&j->src))
+                return RUN_TRUNCATED; /* the data ended before the image did */
+            continue;
+        }
         if (ncomp == 1) {
             for (JDIMENSION i = 0; i < got; i++) {
                 uint8_t *r = rows[i];
@@ -343,8 +394,9 @@ static int pixels_run(jpeg_job *j, const image_header *hdr, uint8_t *dst, cp_err
                 decode_cmyk_to_rgb(o, 255u - s[0], 255u - s[1], 255u - s[2], 255u - s[3]);
         }
     }
-    /* Like Pillow: all rows are in; a suspension while looking for EOI is fine, an error
-     * while reading trailing markers is not (Pillow's decoder reports it as broken). */
+    /* Like Pillow: all rows are in; a suspension while looking for EOI ends decoding without
+     * feeding more data, an error while reading trailing markers fails (Pillow's decoder
+     * reports it as a broken data stream). */
     (void)jpeg_finish_decompress(cinfo);
     return RUN_OK;
 }

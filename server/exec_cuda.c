@@ -47,7 +47,7 @@ typedef struct {
 } slot_state;
 
 typedef struct {
-    executor base;
+    int device;
     batch_queue *q;
     const normalize_table *tables;
     cuda_engine *eng;
@@ -60,6 +60,13 @@ typedef struct {
     slot_state slots[SLOTS];
     int next_slot;
     job **batch;
+} gpu_worker;
+
+/* The executor: one gpu_worker (thread, engine, slots, decode pool) per device. */
+typedef struct {
+    executor base;
+    int n;
+    gpu_worker *workers[16];
 } cuda_executor;
 
 static void fail_job(job *j, cp_status st, const char *msg)
@@ -69,7 +76,7 @@ static void fail_job(job *j, cp_status st, const char *msg)
     job_complete(j, &e);
 }
 
-static void mark_broken(cuda_executor *ce, const char *why)
+static void mark_broken(gpu_worker *ce, const char *why)
 {
     if (!ce->broken) {
         char esc[300];
@@ -81,7 +88,7 @@ static void mark_broken(cuda_executor *ce, const char *why)
 }
 
 /* Waits for a slot's launch and hands results to their requests. */
-static void finish_slot(cuda_executor *ce, int si)
+static void finish_slot(gpu_worker *ce, int si)
 {
     slot_state *s = &ce->slots[si];
     if (!s->busy)
@@ -113,7 +120,7 @@ static void finish_slot(cuda_executor *ce, int si)
 }
 
 typedef struct {
-    cuda_executor *ce;
+    gpu_worker *ce;
     slot_state *s;
     uint8_t *staging;
 } decode_ctx;
@@ -135,7 +142,7 @@ static void decode_one(void *arg, int i)
 static size_t align16(size_t v) { return (v + 15) & ~(size_t)15; }
 
 /* Launches jobs[0..n) (already known to fit) in slot si. */
-static void launch_chunk(cuda_executor *ce, int si, job **jobs, int n)
+static void launch_chunk(gpu_worker *ce, int si, job **jobs, int n)
 {
     slot_state *s = &ce->slots[si];
     s->n = n;
@@ -187,7 +194,7 @@ static void launch_chunk(cuda_executor *ce, int si, job **jobs, int n)
 }
 
 /* What one image needs from a slot; false if it can never fit (CPU path). */
-static bool slot_needs(const cuda_executor *ce, const job *j, size_t *staging, size_t *tmp,
+static bool slot_needs(const gpu_worker *ce, const job *j, size_t *staging, size_t *tmp,
                        size_t *coeffs, size_t *out)
 {
     int w, h;
@@ -208,7 +215,7 @@ static bool slot_needs(const cuda_executor *ce, const job *j, size_t *staging, s
            *out <= z->out_bytes;
 }
 
-static void run_batch(cuda_executor *ce, job **jobs, int n)
+static void run_batch(gpu_worker *ce, job **jobs, int n)
 {
     int i = 0;
     while (i < n) {
@@ -253,7 +260,7 @@ static void run_batch(cuda_executor *ce, job **jobs, int n)
 
 static void *cuda_worker(void *arg)
 {
-    cuda_executor *ce = arg;
+    gpu_worker *ce = arg;
     for (;;) {
         if (queue_depth(ce->q) == 0) /* nothing to overlap with: deliver what is in flight */
             for (int s = 0; s < SLOTS; s++)
@@ -269,15 +276,8 @@ static void *cuda_worker(void *arg)
     return NULL;
 }
 
-static void cuda_stop(executor *e)
+static void gpu_worker_destroy(gpu_worker *ce)
 {
-    cuda_executor *ce = (cuda_executor *)e;
-    pthread_join(ce->thread, NULL);
-}
-
-static void cuda_destroy(executor *e)
-{
-    cuda_executor *ce = (cuda_executor *)e;
     cuda_engine_destroy(ce->eng);
     parallel_pool_destroy(ce->pool);
     for (int s = 0; s < SLOTS; s++) {
@@ -292,22 +292,35 @@ static void cuda_destroy(executor *e)
     free(ce);
 }
 
+static void cuda_stop(executor *e)
+{
+    cuda_executor *ex = (cuda_executor *)e;
+    for (int i = 0; i < ex->n; i++)
+        pthread_join(ex->workers[i]->thread, NULL);
+}
+
+static void cuda_destroy(executor *e)
+{
+    cuda_executor *ex = (cuda_executor *)e;
+    for (int i = 0; i < ex->n; i++)
+        gpu_worker_destroy(ex->workers[i]);
+    free(ex);
+}
+
 static const executor_ops cuda_ops = {.stop = cuda_stop, .destroy = cuda_destroy};
 
-executor *executor_cuda_create(batch_queue *q, const cp_config *cfg, const normalize_table *tables,
-                               int n_tables, size_t max_slot_bytes, atomic_bool *ready,
-                               cp_error *err)
+static gpu_worker *gpu_worker_create(int device, int decode_threads, batch_queue *q,
+                                     const cp_config *cfg, const normalize_table *tables,
+                                     int n_tables, size_t max_slot_bytes, atomic_bool *ready,
+                                     cp_error *err)
 {
-    char name[128] = "", cerr[256] = "";
-    if (cuda_device_count(name, sizeof name, cerr, sizeof cerr) <= 0) {
-        cp_fail(err, CP_ERR_UNAVAILABLE, "no usable CUDA device (%s)", cerr[0] ? cerr : "none found");
-        return NULL;
-    }
-    cuda_executor *ce = calloc(1, sizeof *ce);
+    gpu_worker *ce = calloc(1, sizeof *ce);
     if (!ce) {
         cp_fail(err, CP_ERR_INTERNAL, "out of memory");
         return NULL;
     }
+    char cerr[256] = "";
+    ce->device = device;
     ce->q = q;
     ce->tables = tables;
     ce->ready = ready;
@@ -321,9 +334,8 @@ executor *executor_cuda_create(batch_queue *q, const cp_config *cfg, const norma
         .max_images = per_slot,
         .slots = SLOTS,
     };
-    ce->eng = cuda_engine_create(0, &ce->sizes, tables, n_tables, cerr, sizeof cerr);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    ce->pool = parallel_pool_create((int)(cores > 1 ? cores - 1 : 0));
+    ce->eng = cuda_engine_create(device, &ce->sizes, tables, n_tables, cerr, sizeof cerr);
+    ce->pool = parallel_pool_create(decode_threads - 1);
     ce->batch = calloc((size_t)cfg->max_batch_size, sizeof *ce->batch);
     bool ok = ce->eng && ce->pool && ce->batch;
     for (int s = 0; ok && s < SLOTS; s++) {
@@ -336,21 +348,60 @@ executor *executor_cuda_create(batch_queue *q, const cp_config *cfg, const norma
         ok = st->jobs && st->ok && st->errs && st->src_off && st->plans;
     }
     if (!ok) {
-        cp_fail(err, CP_ERR_UNAVAILABLE, "CUDA start failed: %s", cerr[0] ? cerr : "out of memory");
-        cuda_destroy(&ce->base);
+        cp_fail(err, CP_ERR_UNAVAILABLE, "CUDA start on device %d failed: %s", device,
+                cerr[0] ? cerr : "out of memory");
+        gpu_worker_destroy(ce);
         return NULL;
     }
-    metrics_set_pinned_bytes((uint64_t)SLOTS * (ce->sizes.staging_bytes + ce->sizes.out_bytes));
-    ce->base.ops = &cuda_ops;
-    ce->base.backend = "cuda";
-    ce->base.workers = 1;
-    snprintf(ce->base.device, sizeof ce->base.device, "%s", name);
-    if (pthread_create(&ce->thread, NULL, cuda_worker, ce) != 0) {
-        cp_fail(err, CP_ERR_INTERNAL, "could not start the CUDA worker");
-        cuda_destroy(&ce->base);
+    return ce;
+}
+
+executor *executor_cuda_create(batch_queue *q, const cp_config *cfg, const normalize_table *tables,
+                               int n_tables, size_t max_slot_bytes, atomic_bool *ready,
+                               cp_error *err)
+{
+    char name[128] = "", cerr[256] = "";
+    int devices = cuda_device_count(name, sizeof name, cerr, sizeof cerr);
+    if (devices <= 0) {
+        cp_fail(err, CP_ERR_UNAVAILABLE, "no usable CUDA device (%s)", cerr[0] ? cerr : "none found");
         return NULL;
     }
-    return &ce->base;
+    cuda_executor *ex = calloc(1, sizeof *ex);
+    if (!ex) {
+        cp_fail(err, CP_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    if (devices > 16)
+        devices = 16;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int decode_threads = (int)(cores / devices > 1 ? cores / devices : 1);
+    for (int d = 0; d < devices; d++) {
+        gpu_worker *w = gpu_worker_create(d, decode_threads, q, cfg, tables, n_tables,
+                                          max_slot_bytes, ready, err);
+        if (!w) {
+            cuda_destroy(&ex->base);
+            return NULL;
+        }
+        ex->workers[ex->n++] = w;
+    }
+    ex->base.ops = &cuda_ops;
+    ex->base.backend = "cuda";
+    ex->base.workers = ex->n;
+    snprintf(ex->base.device, sizeof ex->base.device, "%dx %s", ex->n, name);
+    metrics_set_pinned_bytes((uint64_t)ex->n * SLOTS *
+                             (ex->workers[0]->sizes.staging_bytes + ex->workers[0]->sizes.out_bytes));
+    for (int i = 0; i < ex->n; i++)
+        if (pthread_create(&ex->workers[i]->thread, NULL, cuda_worker, ex->workers[i]) != 0) {
+            cp_fail(err, CP_ERR_INTERNAL, "could not start the CUDA worker for device %d", i);
+            queue_close(q); /* workers already started drain and exit */
+            for (int j = i; j < ex->n; j++)
+                gpu_worker_destroy(ex->workers[j]);
+            ex->n = i;
+            cuda_stop(&ex->base);
+            cuda_destroy(&ex->base);
+            return NULL;
+        }
+    return &ex->base;
 }
 
 #endif

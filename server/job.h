@@ -25,7 +25,7 @@ typedef struct job {
     uint64_t enqueue_ns;         /* monotonic time it entered the queue */
 } job;
 
-/* True once the job's request has already failed: executors may skip the work. */
+/* True once an earlier image of the job's request has failed: executors may skip the work. */
 bool job_request_failed(const job *j);
 
 /* Reports a finished job (err NULL on success). The request completes with its last job. */

@@ -287,7 +287,18 @@ enum MHD_Result preprocess_body_complete(request *r)
     return MHD_YES;
 }
 
-bool job_request_failed(const job *j) { return atomic_load(&j->req->failed); }
+bool job_request_failed(const job *j)
+{
+    /* Only images after the failing one may be skipped: an earlier one could still fail and
+     * must then be the one reported (lowest index wins). */
+    request *r = j->req;
+    if (!atomic_load(&r->failed))
+        return false;
+    pthread_mutex_lock(&r->mu);
+    bool later = j->index > r->err_index;
+    pthread_mutex_unlock(&r->mu);
+    return later;
+}
 
 /* Builds the response on the finishing worker's thread (JSON formatting can take a while). */
 static void build_response(request *r)

@@ -111,9 +111,9 @@ def test_request_id_is_echoed_or_generated(daemon):
 
 
 def test_sigterm_finishes_the_batch_in_flight_and_exits_zero(daemon_factory):
-    d = daemon_factory({"cpu_workers": 1})
+    d = daemon_factory({"cpu_workers": 1, "max_body_bytes": "256MiB"})
     big = images.get("hubble_4000x3000_q90_420.jpg").data
-    parts = [big] * 24  # seconds of work on one worker
+    parts = [big] * 24  # about a second of work or more on one worker
     out = {}
 
     def post():
@@ -121,14 +121,14 @@ def test_sigterm_finishes_the_batch_in_flight_and_exits_zero(daemon_factory):
 
     t = threading.Thread(target=post)
     t.start()
-    deadline = time.time() + 30
-    while time.time() < deadline:  # wait until the batch is accepted and in flight
+    deadline = time.time() + 60
+    while time.time() < deadline and t.is_alive():  # until the batch is accepted and in flight
         m = d.get("/metrics").text
         if _metric(m, "clipprep_inflight_requests") >= 1:
             break
         time.sleep(0.02)
     else:
-        raise AssertionError("the batch never became in-flight")
+        raise AssertionError(f"the batch never became in-flight: {out.get('resp')}")
     d.proc.send_signal(signal.SIGTERM)
     time.sleep(0.2)
     ready = d.get("/readyz")

@@ -135,14 +135,16 @@ def test_first_bad_image_is_reported(daemon):
                      "unsupported_format", index=2)
 
 
-def test_first_bad_image_across_stages(daemon):
-    """A part whose header is fine but whose data is truncated (found while decoding) comes
-    before a part with an unsupported format (found from the magic bytes): the batch's error
-    is still about the first bad image."""
+def test_header_errors_are_reported_before_any_decoding(daemon):
+    """Documented order (docs/api.md): every part's header (format, size, pixel limit) is
+    checked before anything is decoded, so a batch is refused at once, without decode work,
+    naming the first part that fails those checks — even when an earlier part would only
+    fail later, while decoding. Among parts that fail while decoding, the lowest index wins."""
     good = images.get("rocket_333x500_q90_420.jpg").data
     trunc = images.get("astronaut_640x480_q90_420.jpg").data[:3000]
-    assert_error(daemon.post_batch([good, trunc, images.gif_bytes()]), 400, "invalid_image",
-                 index=1)
+    assert_error(daemon.post_batch([good, trunc, images.gif_bytes()]), 415, "unsupported_format",
+                 index=2)
+    assert_error(daemon.post_batch([good, trunc, good, trunc]), 400, "invalid_image", index=1)
 
 
 def test_empty_part(daemon):
