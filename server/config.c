@@ -30,8 +30,8 @@
 #define ENV_PREFIX "CLIPPREP_"
 
 typedef enum {
-    KEY_STRING,    /* char[] field, non-empty */
-    KEY_PATH,      /* char[] field, non-empty; relative paths from a file resolved against it */
+    KEY_STRING,    /* char[] field, non-empty unless min == 1 (optional: "" = off) */
+    KEY_PATH,      /* char[] field, same; relative paths from a file resolved against it */
     KEY_INT,       /* int, [min, max] */
     KEY_LLONG,     /* long long, [min, max] */
     KEY_SIZE,      /* size_t, [min, max], integer or "512M"/"512MiB" string */
@@ -57,6 +57,9 @@ static const key_def keys[] = {
     {"max_connections", KEY_INT, FIELD(max_connections), 1, 65536},
     {"connection_timeout_s", KEY_INT, FIELD(connection_timeout_s), 1, 86400},
     {"drain_timeout_s", KEY_INT, FIELD(drain_timeout_s), 0, 3600},
+    {"request_timeout_s", KEY_INT, FIELD(request_timeout_s), 1, 86400},
+    {"unix_socket", KEY_PATH, FIELD(unix_socket), 1, 0},
+    {"auth_token", KEY_STRING, FIELD(auth_token), 1, 0},
     {"backend", KEY_BACKEND, FIELD(backend), 0, 0},
     {"cpu_workers", KEY_INT, FIELD(cpu_workers), 0, 1024},
     {"max_batch_size", KEY_INT, FIELD(max_batch_size), 1, 4096},
@@ -86,6 +89,9 @@ void config_defaults(cp_config *cfg)
     cfg->max_connections = 256;
     cfg->connection_timeout_s = 30;
     cfg->drain_timeout_s = 30;
+    cfg->request_timeout_s = 60;
+    cfg->unix_socket[0] = '\0';
+    cfg->auth_token[0] = '\0';
     cfg->backend = BACKEND_AUTO;
     cfg->cpu_workers = 0;
     cfg->max_batch_size = 32;
@@ -219,6 +225,10 @@ static bool store_string(cp_config *cfg, const key_def *k, const char *where, co
                          const char *base_dir, cp_error *err)
 {
     char *dst = (char *)cfg + k->offset;
+    if (!v[0] && k->min == 1) { /* optional key: empty turns the feature off */
+        dst[0] = '\0';
+        return true;
+    }
     if (!v[0]) return cp_fail(err, CP_ERR_CONFIG, "%s: must not be empty", where);
     int n;
     if (k->type == KEY_PATH && base_dir && base_dir[0] && v[0] != '/' &&

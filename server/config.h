@@ -23,6 +23,13 @@ typedef struct {
     int connection_timeout_s;  /* "connection_timeout_s", default 30 (idle/slow clients) */
     int drain_timeout_s;       /* "drain_timeout_s", default 30: on SIGTERM, how long in-flight
                                   requests may take to finish before the daemon exits anyway */
+    int request_timeout_s;     /* "request_timeout_s", default 60: an upload taking longer is cut
+                                  off (slow-loris), whatever its pace */
+    char unix_socket[256];     /* "unix_socket", default "" (off): listen on this Unix socket
+                                  path instead of host:port */
+    char auth_token[256];      /* "auth_token", default "" (off): require
+                                  "Authorization: Bearer <token>" on every route but /healthz
+                                  and /readyz */
     /* engine */
     backend_kind backend;      /* "backend": "auto" | "cpu" | "cuda", default auto */
     int cpu_workers;           /* "cpu_workers", default 0 = one per online core */

@@ -17,6 +17,7 @@ static const struct {
     [CP_ERR_IMAGE_TOO_LARGE] = {"image_too_large", 413},
     [CP_ERR_BODY_TOO_LARGE] = {"body_too_large", 413},
     [CP_ERR_TOO_MANY_IMAGES] = {"too_many_images", 413},
+    [CP_ERR_UNAUTHORIZED] = {"unauthorized", 401},
     [CP_ERR_NOT_FOUND] = {"not_found", 404},
     [CP_ERR_METHOD_NOT_ALLOWED] = {"method_not_allowed", 405},
     [CP_ERR_OVERLOADED] = {"overloaded", 503},

@@ -14,6 +14,7 @@ typedef enum {
     CP_ERR_IMAGE_TOO_LARGE,    /* 413 image_too_large: pixel count over max_pixels */
     CP_ERR_BODY_TOO_LARGE,     /* 413 body_too_large: request body over max_body_bytes */
     CP_ERR_TOO_MANY_IMAGES,    /* 413 too_many_images: over max_images_per_request */
+    CP_ERR_UNAUTHORIZED,       /* 401 unauthorized: auth_token set and no/wrong bearer token */
     CP_ERR_NOT_FOUND,          /* 404 not_found */
     CP_ERR_METHOD_NOT_ALLOWED, /* 405 method_not_allowed */
     CP_ERR_OVERLOADED,         /* 503 overloaded: queue or arena full, retry later */

@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "http_util.h"
@@ -111,6 +114,23 @@ static enum MHD_Result answer_metrics(request *r)
 
 static bool method_is(const char *m, const char *want) { return !strcmp(m, want); }
 
+/* Bearer token check in constant time (no early exit on the first differing byte). */
+static bool authorized(const server_ctx *srv, struct MHD_Connection *conn, route_id route)
+{
+    const char *token = srv->cfg->auth_token;
+    if (!token[0] || route == ROUTE_HEALTHZ || route == ROUTE_READYZ)
+        return true;
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (!h || strncmp(h, "Bearer ", 7))
+        return false;
+    h += 7;
+    size_t n = strlen(token), m = strlen(h);
+    unsigned diff = (unsigned)(n ^ m);
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)token[i] ^ (unsigned char)(i < m ? h[i] : 0);
+    return diff == 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -125,6 +145,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         *con_cls = r;
         bool get = method_is(method, "GET") || method_is(method, "HEAD");
+        if (!authorized(srv, conn, r->route)) {
+            cp_error err;
+            cp_fail(&err, CP_ERR_UNAUTHORIZED, "missing or wrong bearer token (Authorization: Bearer ...)");
+            struct MHD_Response *resp = error_response(&err, -1, &r->status);
+            if (resp)
+                MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
+            atomic_store(&r->state, REQ_ANSWERED);
+            return send_response(conn, r->status, resp, r->id);
+        }
         switch (r->route) {
         case ROUTE_HEALTHZ:
             return get ? answer_json(r, 200, "{\"status\":\"ok\"}")
@@ -196,9 +225,53 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     log_event(LOG_WARN, "libmicrohttpd", "\"detail\":\"%s\"", esc);
 }
 
+/* A listening Unix-domain socket at path (a stale socket file is replaced), mode 0600. */
+static int unix_listener(const char *path, cp_error *err)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof addr.sun_path)
+        return cp_fail(err, CP_ERR_CONFIG, "unix_socket path too long: %s", path), -1;
+    strcpy(addr.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return cp_fail(err, CP_ERR_CONFIG, "unix_socket: %s", strerror(errno)), -1;
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+        unlink(path);
+    mode_t old = umask(0177);
+    int rc = bind(fd, (struct sockaddr *)&addr, sizeof addr);
+    umask(old);
+    if (rc < 0 || listen(fd, 128) < 0) {
+        cp_fail(err, CP_ERR_CONFIG, "unix_socket %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 bool http_start(server_ctx *srv, cp_error *err)
 {
     const cp_config *cfg = srv->cfg;
+    if (cfg->unix_socket[0]) {
+        int fd = unix_listener(cfg->unix_socket, err);
+        if (fd < 0)
+            return false;
+        srv->daemon = MHD_start_daemon(
+            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                MHD_USE_ERROR_LOG,
+            0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+            MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+            MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
+            cfg->http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+            (unsigned)cfg->http_threads, MHD_OPTION_END);
+        if (!srv->daemon) {
+            close(fd);
+            return cp_fail(err, CP_ERR_CONFIG, "cannot serve on unix socket %s", cfg->unix_socket);
+        }
+        srv->port = 0;
+        return true;
+    }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
     struct addrinfo *ai = NULL;
@@ -234,4 +307,6 @@ void http_stop(server_ctx *srv)
     if (srv->daemon)
         MHD_stop_daemon(srv->daemon);
     srv->daemon = NULL;
+    if (srv->cfg->unix_socket[0])
+        unlink(srv->cfg->unix_socket);
 }

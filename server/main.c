@@ -148,10 +148,12 @@ int main(int argc, char **argv, char **envp)
     atomic_store(&srv.ready, true);
     char host[300];
     json_escape(cfg.host, host, sizeof host);
+    char where[300];
+    json_escape(cfg.unix_socket, where, sizeof where);
     log_event(LOG_INFO, "listening",
-              "\"host\":\"%s\",\"port\":%d,\"backend\":\"%s\",\"device\":\"%s\",\"profiles\":%d,"
+              "\"unix_socket\":\"%s\",\"host\":\"%s\",\"port\":%d,\"backend\":\"%s\",\"device\":\"%s\",\"profiles\":%d,"
               "\"version\":\"%s\"",
-              host, srv.port, srv.exec->backend, srv.exec->device, srv.profiles.count,
+              where, host, srv.port, srv.exec->backend, srv.exec->device, srv.profiles.count,
               CLIPPREP_VERSION);
 
     int sig = 0;

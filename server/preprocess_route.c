@@ -94,6 +94,13 @@ enum MHD_Result preprocess_upload(request *r, const char *data, size_t *size)
 {
     size_t n = *size;
     *size = 0; /* consumed (or discarded, once over the limit) */
+    if (monotonic_ns() - r->start_ns > (uint64_t)r->srv->cfg->request_timeout_s * 1000000000u) {
+        char esc[80];
+        json_escape(r->id, esc, sizeof esc);
+        log_event(LOG_WARN, "upload exceeded request_timeout_s: connection closed",
+                  "\"request_id\":\"%s\",\"received\":%zu", esc, r->len);
+        return MHD_NO; /* a client this slow is cut off (slow-loris) */
+    }
     if (r->body_too_large)
         return MHD_YES;
     if (r->len + n > r->srv->cfg->max_body_bytes) {

@@ -120,7 +120,7 @@ static int px_near(const decoded *d, int x, int y, int r, int g, int b, int tol)
 
 typedef struct {
     int w, h, comps; /* 1, 3 (RGB input), 4 (CMYK input), 2 (unknown) */
-    int quality, progressive, subsample_444;
+    int quality, progressive, subsample_444, arith;
     const uint8_t *pixels; /* w*h*comps */
     const uint8_t *app1;   /* optional APP1 payload */
     size_t app1_len;
@@ -149,6 +149,7 @@ static buf_t make_jpeg(const jpeg_spec *s)
             c.comp_info[i].h_samp_factor = c.comp_info[i].v_samp_factor = 1;
     if (s->progressive)
         jpeg_simple_progression(&c);
+    c.arith_code = s->arith ? TRUE : FALSE;
     jpeg_start_compress(&c, TRUE);
     if (s->app1)
         jpeg_write_marker(&c, JPEG_APP0 + 1, s->app1, (unsigned)s->app1_len);
@@ -178,6 +179,17 @@ static uint8_t *noise_pixels(int w, int h, int comps, unsigned seed)
     for (size_t i = 0; i < (size_t)w * h * comps; i++) {
         seed = seed * 1103515245u + 12345u;
         p[i] = (uint8_t)(((i / comps) % w) * 3 + (seed >> 24) % 40);
+    }
+    return p;
+}
+
+/* Uniform noise: compresses badly, for files larger than a given size. */
+static uint8_t *random_pixels(int w, int h, int comps, unsigned seed)
+{
+    uint8_t *p = malloc((size_t)w * h * comps);
+    for (size_t i = 0; i < (size_t)w * h * comps; i++) {
+        seed = seed * 1103515245u + 12345u;
+        p[i] = (uint8_t)(seed >> 23);
     }
     return p;
 }
@@ -821,6 +833,82 @@ TEST(test_jpeg_progressive_max_scans)
     free(p);
 }
 
+/* Independent reference: plain libjpeg with jpeg_mem_src, default settings, RGB output. */
+static uint8_t *reference_rgb(const buf_t *f, int *w, int *h)
+{
+    struct jpeg_decompress_struct c;
+    struct jpeg_error_mgr e;
+    c.err = jpeg_std_error(&e);
+    jpeg_create_decompress(&c);
+    jpeg_mem_src(&c, f->p, (unsigned long)f->n);
+    jpeg_read_header(&c, TRUE);
+    c.out_color_space = JCS_RGB;
+    jpeg_start_decompress(&c);
+    *w = (int)c.output_width;
+    *h = (int)c.output_height;
+    uint8_t *out = malloc((size_t)*w * *h * 3);
+    while (c.output_scanline < c.output_height) {
+        JSAMPROW r = out + (size_t)c.output_scanline * *w * 3;
+        jpeg_read_scanlines(&c, &r, 1);
+    }
+    jpeg_finish_decompress(&c);
+    jpeg_destroy_decompress(&c);
+    return out;
+}
+
+TEST(test_jpeg_larger_than_feed_block)
+{
+    /* > 64 KiB, so decoding resumes across Pillow-sized input blocks */
+    enum { W = 300, H = 200 };
+    uint8_t *p = random_pixels(W, H, 3, 5);
+    for (int prog = 0; prog < 2; prog++) {
+        jpeg_spec s = {.w = W, .h = H, .comps = 3, .quality = 98, .pixels = p,
+                       .progressive = prog};
+        buf_t f = make_jpeg(&s);
+        CHECK(f.n > 2 * 65536);
+        int rw, rh;
+        uint8_t *ref = reference_rgb(&f, &rw, &rh);
+        decoded d = decode_all(f.p, f.n, 0, 0);
+        CHECK(d.ok && rw == W && rh == H);
+        if (d.ok)
+            CHECK(memcmp(d.px, ref, (size_t)W * H * 3) == 0);
+        free(d.px);
+        free(ref);
+        free(f.p);
+    }
+    free(p);
+}
+
+TEST(test_jpeg_arithmetic_like_pillow)
+{
+    /* Pillow decodes arithmetic-coded JPEGs only while the entropy data stays inside its first
+     * 64 KiB input block (libjpeg's arithmetic decoder cannot suspend) */
+    uint8_t *small = noise_pixels(40, 30, 3, 6);
+    jpeg_spec s = {.w = 40, .h = 30, .comps = 3, .quality = 90, .pixels = small, .arith = 1};
+    buf_t f = make_jpeg(&s);
+    int rw, rh;
+    uint8_t *ref = reference_rgb(&f, &rw, &rh);
+    decoded d = decode_all(f.p, f.n, 0, 0);
+    CHECK(d.ok);
+    if (d.ok)
+        CHECK(memcmp(d.px, ref, 40 * 30 * 3) == 0);
+    free(d.px);
+    free(ref);
+    free(f.p);
+    free(small);
+
+    uint8_t *big = random_pixels(300, 200, 3, 7);
+    jpeg_spec b = {.w = 300, .h = 200, .comps = 3, .quality = 98, .pixels = big, .arith = 1};
+    f = make_jpeg(&b);
+    CHECK(f.n > 65536);
+    d = decode_all(f.p, f.n, 0, 0);
+    CHECK(!d.ok);
+    CHECK_EQ_INT(d.err.status, CP_ERR_INVALID_IMAGE);
+    free(d.px);
+    free(f.p);
+    free(big);
+}
+
 TEST(test_jpeg_two_components_unsupported)
 {
     uint8_t *p = noise_pixels(8, 8, 2, 3);
@@ -1058,6 +1146,8 @@ int main(void)
     RUN(test_jpeg_cmyk_is_read_inverted);
     RUN(test_jpeg_truncated_is_invalid);
     RUN(test_jpeg_progressive_max_scans);
+    RUN(test_jpeg_larger_than_feed_block);
+    RUN(test_jpeg_arithmetic_like_pillow);
     RUN(test_jpeg_two_components_unsupported);
     RUN(test_jpeg_exif_orientation);
     RUN(test_webp_lossless_roundtrip);
