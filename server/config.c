@@ -60,6 +60,11 @@ static const key_def keys[] = {
     {"request_timeout_s", KEY_INT, FIELD(request_timeout_s), 1, 86400},
     {"unix_socket", KEY_PATH, FIELD(unix_socket), 1, 0},
     {"auth_token", KEY_STRING, FIELD(auth_token), 1, 0},
+    {"shm_name", KEY_STRING, FIELD(shm_name), 0, 0},
+    {"shm_bytes", KEY_SIZE, FIELD(shm_bytes), 0, (long long)SIZE_LIMIT},
+    {"shm_slot_bytes", KEY_SIZE, FIELD(shm_slot_bytes), 4096, (long long)SIZE_LIMIT},
+    {"shm_lease_ttl_ms", KEY_INT, FIELD(shm_lease_ttl_ms), 1, 86400000},
+    {"shm_mode", KEY_STRING, FIELD(shm_mode), 0, 0},
     {"backend", KEY_BACKEND, FIELD(backend), 0, 0},
     {"cpu_workers", KEY_INT, FIELD(cpu_workers), 0, 1024},
     {"max_batch_size", KEY_INT, FIELD(max_batch_size), 1, 4096},
@@ -92,6 +97,11 @@ void config_defaults(cp_config *cfg)
     cfg->request_timeout_s = 60;
     cfg->unix_socket[0] = '\0';
     cfg->auth_token[0] = '\0';
+    snprintf(cfg->shm_name, sizeof cfg->shm_name, "%s", "/clipprep");
+    cfg->shm_bytes = 64 * MIB;
+    cfg->shm_slot_bytes = 4 * MIB;
+    cfg->shm_lease_ttl_ms = 30000;
+    snprintf(cfg->shm_mode, sizeof cfg->shm_mode, "%s", "0600");
     cfg->backend = BACKEND_AUTO;
     cfg->cpu_workers = 0;
     cfg->max_batch_size = 32;

@@ -27,6 +27,12 @@ typedef struct {
                                   off (slow-loris), whatever its pace */
     char unix_socket[256];     /* "unix_socket", default "" (off): listen on this Unix socket
                                   path instead of host:port */
+    char shm_name[128];        /* "shm_name", default "/clipprep": the format=shm pool object */
+    size_t shm_bytes;          /* "shm_bytes", default 64 MiB; 0 disables the pool */
+    size_t shm_slot_bytes;     /* "shm_slot_bytes", default 4 MiB; a tensor takes consecutive
+                                  slots */
+    int shm_lease_ttl_ms;      /* "shm_lease_ttl_ms", default 30000 */
+    char shm_mode[8];          /* "shm_mode", default "0600" (octal permissions) */
     char auth_token[256];      /* "auth_token", default "" (off): require
                                   "Authorization: Bearer <token>" on every route but /healthz
                                   and /readyz */

@@ -859,7 +859,7 @@ static uint8_t *reference_rgb(const buf_t *f, int *w, int *h)
 TEST(test_jpeg_larger_than_feed_block)
 {
     /* > 64 KiB, so decoding resumes across Pillow-sized input blocks */
-    enum { W = 300, H = 200 };
+    enum { W = 400, H = 300 };
     uint8_t *p = random_pixels(W, H, 3, 5);
     for (int prog = 0; prog < 2; prog++) {
         jpeg_spec s = {.w = W, .h = H, .comps = 3, .quality = 98, .pixels = p,
