@@ -17,6 +17,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "request.h"
+#include "shm_pool.h"
 
 const normalize_table *server_table_for(const server_ctx *srv, const profile *p)
 {
@@ -35,13 +36,20 @@ static route_id route_for(const char *url)
         return ROUTE_PREPROCESS;
     if (!strcmp(url, "/metrics"))
         return ROUTE_METRICS;
+    if (!strcmp(url, "/v1/shm"))
+        return ROUTE_SHM;
+    if (!strncmp(url, "/v1/leases/", 11) && url[11])
+        return ROUTE_LEASE;
+    if (!strcmp(url, "/v2") || !strncmp(url, "/v2/", 4))
+        return ROUTE_V2;
     return ROUTE_NOT_FOUND;
 }
 
 static const char *route_name(route_id r)
 {
     static const char *names[] = {"other", "/healthz", "/readyz", "/v1/profiles",
-                                  "/v1/preprocess", "/metrics"};
+                                  "/v1/preprocess", "/metrics", "/v1/shm", "/v1/leases",
+                                  "/v2"};
     return names[r];
 }
 
@@ -114,6 +122,29 @@ static enum MHD_Result answer_metrics(request *r)
 
 static bool method_is(const char *m, const char *want) { return !strcmp(m, want); }
 
+static enum MHD_Result answer_shm(request *r)
+{
+    if (!r->srv->shm) {
+        char body[400], esc[300];
+        json_escape(r->srv->shm_error, esc, sizeof esc);
+        snprintf(body, sizeof body, "{\"pools\":[],\"unavailable\":\"%s\"}", esc);
+        return answer_json(r, 200, body);
+    }
+    char pool[1024], body[1100];
+    shm_pool_describe(r->srv->shm, pool, sizeof pool);
+    snprintf(body, sizeof body, "{\"pools\":[%s]}", pool);
+    return answer_json(r, 200, body);
+}
+
+static enum MHD_Result answer_lease_delete(request *r, const char *url)
+{
+    const char *id = url + strlen("/v1/leases/");
+    if (r->srv->shm && shm_pool_release(r->srv->shm, id))
+        return answer_json(r, 200, "{\"released\":true}");
+    return answer_status(r, CP_ERR_NOT_FOUND, "no such lease (released, expired or never issued)",
+                         NULL);
+}
+
 /* Bearer token check in constant time (no early exit on the first differing byte). */
 static bool authorized(const server_ctx *srv, struct MHD_Connection *conn, route_id route)
 {
@@ -167,6 +198,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         case ROUTE_METRICS:
             return get ? answer_metrics(r)
                        : answer_status(r, CP_ERR_METHOD_NOT_ALLOWED, "use GET", "GET, HEAD");
+        case ROUTE_SHM:
+            return get ? answer_shm(r)
+                       : answer_status(r, CP_ERR_METHOD_NOT_ALLOWED, "use GET", "GET, HEAD");
+        case ROUTE_LEASE:
+            return method_is(method, "DELETE")
+                       ? answer_lease_delete(r, url)
+                       : answer_status(r, CP_ERR_METHOD_NOT_ALLOWED, "use DELETE", "DELETE");
+        case ROUTE_V2:
+            snprintf(r->url, sizeof r->url, "%s", url);
+            snprintf(r->method, sizeof r->method, "%s", method);
+            return triton_first_call(r);
         case ROUTE_PREPROCESS:
             if (!method_is(method, "POST"))
                 return answer_status(r, CP_ERR_METHOD_NOT_ALLOWED, "use POST", "POST");
@@ -176,10 +218,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
     }
     request_state st = (request_state)atomic_load(&r->state);
-    if (r->route == ROUTE_PREPROCESS && st == REQ_RECEIVING) {
+    if ((r->route == ROUTE_PREPROCESS || r->route == ROUTE_V2) && st == REQ_RECEIVING) {
         if (*upload_data_size)
             return preprocess_upload(r, upload_data, upload_data_size);
-        return preprocess_body_complete(r);
+        return r->route == ROUTE_V2 ? triton_body_complete(r) : preprocess_body_complete(r);
     }
     if (st == REQ_READY)
         return preprocess_send_ready(r);

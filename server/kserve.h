@@ -19,7 +19,7 @@ typedef struct {
     size_t len;
 } kserve_image;
 
-typedef struct {
+typedef struct kserve_request {
     char id[KSERVE_MAX_NAME];      /* the request's "id" ("" when absent), echoed back */
     int n_images;
     kserve_image *images;          /* n_images entries, malloc'd (kserve_request_free) */

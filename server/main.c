@@ -16,6 +16,8 @@
 
 #include "log.h"
 #include "server.h"
+#include "shm_pool.h"
+#include "shm_regions.h"
 
 #ifdef CLIPPREP_WITH_CUDA
 #define CUDA_FEATURE "yes"
@@ -134,6 +136,21 @@ int main(int argc, char **argv, char **envp)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (cfg.shm_bytes > 0) {
+        cp_error shm_err = {0};
+        srv.shm = shm_pool_create(cfg.shm_name, cfg.shm_bytes, cfg.shm_slot_bytes,
+                                  (unsigned)strtoul(cfg.shm_mode, NULL, 8),
+                                  (uint64_t)cfg.shm_lease_ttl_ms, &shm_err);
+        if (!srv.shm) {
+            snprintf(srv.shm_error, sizeof srv.shm_error, "%s", shm_err.message);
+            char esc[300];
+            json_escape(shm_err.message, esc, sizeof esc);
+            log_event(LOG_WARN, "format=shm disabled", "\"reason\":\"%s\"", esc);
+        }
+    } else {
+        snprintf(srv.shm_error, sizeof srv.shm_error, "disabled (shm_bytes is 0)");
+    }
+    srv.regions = shm_regions_create();
     srv.exec = start_executor(&srv, &err);
     if (!srv.exec) {
         fprintf(stderr, "clipprepd: %s\n", err.message);
@@ -172,6 +189,8 @@ int main(int argc, char **argv, char **envp)
     http_stop(&srv);
     srv.exec->ops->destroy(srv.exec);
     queue_destroy(&srv.queue);
+    shm_pool_destroy(srv.shm);
+    shm_regions_destroy(srv.regions);
     profiles_free(&srv.profiles);
     free(srv.tables);
     log_event(LOG_INFO, "stopped", NULL);

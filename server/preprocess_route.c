@@ -9,7 +9,10 @@
 #include "http_util.h"
 #include "log.h"
 #include "metrics.h"
+#include "kserve.h"
 #include "multipart.h"
+#include "shm_pool.h"
+#include "shm_regions.h"
 #include "request.h"
 
 request *request_new(server_ctx *srv, struct MHD_Connection *conn, route_id route)
@@ -45,6 +48,11 @@ void request_unref(request *r)
         return;
     if (r->response)
         MHD_destroy_response(r->response);
+    if (r->kreq) {
+        kserve_request_free(r->kreq);
+        free(r->kreq);
+    }
+    shm_region_put(r->region);
     pthread_mutex_destroy(&r->mu);
     free(r->body);
     free(r->jobs);
@@ -210,10 +218,29 @@ static int split_images(request *r, multipart_part *parts, int max, cp_error *er
     return 1;
 }
 
+enum MHD_Result request_answer_error(request *r, const cp_error *err, int index)
+{
+    if (r->protocol == PROTO_V2) {
+        char msg[400];
+        if (index >= 0)
+            snprintf(msg, sizeof msg, "image %d: %s", index, err->message);
+        else
+            snprintf(msg, sizeof msg, "%s", err->message);
+        char *body = kserve_format_error(msg);
+        r->status = cp_status_http(err->status) == 503 ? 503 : 400; /* as Triton answers */
+        struct MHD_Response *resp = body ? json_response(body) : NULL;
+        free(body);
+        if (resp && r->status == 503)
+            MHD_add_response_header(resp, "Retry-After", "1");
+        atomic_store(&r->state, REQ_ANSWERED);
+        return send_response(r->conn, r->status, resp, r->id);
+    }
+    return answer_cp_error(r, err, index);
+}
+
 enum MHD_Result preprocess_body_complete(request *r)
 {
-    server_ctx *srv = r->srv;
-    const cp_config *cfg = srv->cfg;
+    const cp_config *cfg = r->srv->cfg;
     if (r->body_too_large) {
         char detail[64];
         snprintf(detail, sizeof detail, "limit %zu bytes", cfg->max_body_bytes);
@@ -225,71 +252,156 @@ enum MHD_Result preprocess_body_complete(request *r)
     if (r->len == 0)
         return answer_error(r, CP_ERR_BAD_REQUEST, -1,
                             "empty request body: send an image, or multipart/form-data%s", NULL);
-
     multipart_part *parts = malloc(sizeof *parts * (size_t)cfg->max_images_per_request);
-    if (!parts)
+    image_ref *images = malloc(sizeof *images * (size_t)cfg->max_images_per_request);
+    if (!parts || !images) {
+        free(parts);
+        free(images);
         return answer_error(r, CP_ERR_OVERLOADED, -1, "out of memory%s", NULL);
+    }
     cp_error err = {0};
     int n = split_images(r, parts, cfg->max_images_per_request, &err);
-    if (n < 0) {
-        free(parts);
-        return answer_cp_error(r, &err, -1);
-    }
+    for (int i = 0; i < n; i++)
+        images[i] = (image_ref){parts[i].data, parts[i].len};
+    free(parts);
+    enum MHD_Result ret = n < 0 ? answer_cp_error(r, &err, -1) : request_start(r, images, n, exif);
+    free(images);
+    return ret;
+}
 
+/* Accepted: suspended until the last image is done, counted in flight until answered. */
+static void accept_and_suspend(request *r)
+{
+    atomic_store(&r->state, REQ_PROCESSING);
+    atomic_fetch_add(&r->refs, 1);
+    r->accepted = true;
+    atomic_fetch_add(&r->srv->inflight, 1); /* until the answer is sent (http.c on_completed) */
+    MHD_suspend_connection(r->conn);
+}
+
+/* Builds the response, resumes the connection, drops the in-flight reference. Any thread. */
+static void finish_request(request *r);
+
+static void place_output(request *r, uint8_t *base)
+{
+    const profile *p = r->prof;
+    size_t slot = (size_t)3 * p->out_height * p->out_width * tensor_dtype_size(r->dtype);
+    r->out_ptr = base;
+    for (int i = 0; i < r->n_images; i++)
+        r->jobs[i].out = base + slot * (size_t)i;
+}
+
+/* Queues the jobs of an accepted (suspended) request; on a full queue it fails the request. */
+static void queue_jobs(request *r)
+{
+    server_ctx *srv = r->srv;
+    if (!queue_reserve(&srv->queue, r->n_images)) {
+        cp_fail(&r->err, CP_ERR_OVERLOADED, "queue full (queue_capacity reached); retry later");
+        finish_request(r);
+        return;
+    }
+    queue_push_reserved(&srv->queue, r->jobs, r->n_images);
+}
+
+static void shm_granted(void *ctx, const shm_lease *lease)
+{
+    request *r = ctx;
+    snprintf(r->lease_id, sizeof r->lease_id, "%s", lease->id);
+    r->lease_offset = lease->offset;
+    place_output(r, lease->ptr);
+    queue_jobs(r);
+}
+
+static void shm_timed_out(void *ctx)
+{
+    request *r = ctx;
+    cp_fail(&r->err, CP_ERR_OVERLOADED,
+            "no free shm slot within request_timeout_s (leases are held; release them with "
+            "DELETE /v1/leases/{id}); retry later");
+    finish_request(r);
+}
+
+enum MHD_Result request_start(request *r, const image_ref *images, int n, bool exif)
+{
+    server_ctx *srv = r->srv;
+    const cp_config *cfg = srv->cfg;
+    cp_error err = {0};
     r->jobs = calloc((size_t)n, sizeof *r->jobs);
     if (!r->jobs) {
-        free(parts);
-        return answer_error(r, CP_ERR_OVERLOADED, -1, "out of memory%s", NULL);
+        cp_fail(&err, CP_ERR_OVERLOADED, "out of memory");
+        return request_answer_error(r, &err, -1);
     }
     const profile *p = r->prof;
     decode_options dopt = {.apply_orientation = exif, .max_scans = cfg->max_scans};
     for (int i = 0; i < n; i++) {
         job *j = &r->jobs[i];
-        if (!decode_read_header(parts[i].data, parts[i].len, &j->hdr, &err)) {
-            free(parts);
-            return answer_cp_error(r, &err, i);
-        }
+        if (!decode_read_header(images[i].data, images[i].len, &j->hdr, &err))
+            return request_answer_error(r, &err, i);
         long long pixels = (long long)j->hdr.width * j->hdr.height;
         if (pixels > cfg->max_pixels) {
-            free(parts);
             cp_fail(&err, CP_ERR_IMAGE_TOO_LARGE, "image is %dx%d = %lld pixels, limit %lld",
                     j->hdr.width, j->hdr.height, pixels, cfg->max_pixels);
-            return answer_cp_error(r, &err, i);
+            return request_answer_error(r, &err, i);
         }
-        j->req = r;
-        j->index = i;
-        j->data = parts[i].data;
-        j->len = parts[i].len;
-        j->dopt = dopt;
-        j->prof = p;
-        j->table = server_table_for(srv, p);
-        j->dtype = r->dtype;
+        *j = (job){.req = r, .index = i, .data = images[i].data, .len = images[i].len,
+                   .hdr = j->hdr, .dopt = dopt, .prof = p, .table = server_table_for(srv, p),
+                   .dtype = r->dtype};
     }
-    free(parts);
-
-    /* The output tensor; npy reserves its header in front so the body is one buffer. */
-    size_t slot = (size_t)3 * p->out_height * p->out_width * tensor_dtype_size(r->dtype);
-    r->out_prefix = r->fmt == OUT_NPY ? npy_header_size(n, p->out_height, p->out_width, r->dtype) : 0;
-    r->out_size = r->out_prefix + slot * (size_t)n;
-    r->out_buf = malloc(r->out_size);
-    if (!r->out_buf)
-        return answer_error(r, CP_ERR_OVERLOADED, -1, "out of memory for the output tensor%s", NULL);
-    for (int i = 0; i < n; i++)
-        r->jobs[i].out = r->out_buf + r->out_prefix + slot * (size_t)i;
     r->n_images = n;
     r->remaining = n;
+    size_t tensor = (size_t)n * 3 * p->out_height * p->out_width * tensor_dtype_size(r->dtype);
+    if (atomic_load(&srv->draining)) {
+        cp_fail(&err, CP_ERR_UNAVAILABLE, "shutting down");
+        return request_answer_error(r, &err, -1);
+    }
 
-    if (atomic_load(&srv->draining))
-        return answer_error(r, CP_ERR_UNAVAILABLE, -1, "shutting down%s", NULL);
-    if (!queue_reserve(&srv->queue, n))
-        return answer_error(r, CP_ERR_OVERLOADED, -1,
-                            "queue full (%s); retry later", "queue_capacity reached");
+    if (r->protocol == PROTO_V2 && r->region) { /* a client-registered region (triton_routes.c) */
+        place_output(r, r->out_ptr);
+    } else if (r->fmt == OUT_SHM) {
+        if (!srv->shm) {
+            cp_fail(&err, CP_ERR_UNAVAILABLE, "format=shm is unavailable: %s", srv->shm_error);
+            return request_answer_error(r, &err, -1);
+        }
+        shm_lease lease;
+        bool never;
+        if (shm_pool_acquire(srv->shm, tensor, &lease, &never)) {
+            snprintf(r->lease_id, sizeof r->lease_id, "%s", lease.id);
+            r->lease_offset = lease.offset;
+            place_output(r, lease.ptr);
+        } else if (never) {
+            cp_fail(&err, CP_ERR_TOO_MANY_IMAGES,
+                    "the tensor (%zu bytes) is larger than the shm pool (shm_bytes)", tensor);
+            return request_answer_error(r, &err, -1);
+        } else { /* wait for room, suspended, up to the request deadline */
+            accept_and_suspend(r);
+            shm_pool_wait(srv->shm, tensor,
+                          r->start_ns + (uint64_t)cfg->request_timeout_s * 1000000000u,
+                          shm_granted, shm_timed_out, r);
+            return MHD_YES;
+        }
+    } else {
+        /* npy reserves its header in front so the response body is one buffer */
+        if (r->protocol == PROTO_V1) /* (v2 binary answers set their header size already) */
+            r->out_prefix = r->fmt == OUT_NPY
+                                ? npy_header_size(n, p->out_height, p->out_width, r->dtype) : 0;
+        r->out_size = r->out_prefix + tensor;
+        r->out_buf = malloc(r->out_size);
+        if (!r->out_buf) {
+            cp_fail(&err, CP_ERR_OVERLOADED, "out of memory for the output tensor");
+            return request_answer_error(r, &err, -1);
+        }
+        place_output(r, r->out_buf + r->out_prefix);
+    }
+
+    if (!queue_reserve(&srv->queue, n)) {
+        if (r->lease_id[0])
+            shm_pool_release(srv->shm, r->lease_id);
+        r->lease_id[0] = '\0';
+        cp_fail(&err, CP_ERR_OVERLOADED, "queue full (queue_capacity reached); retry later");
+        return request_answer_error(r, &err, -1);
+    }
     /* Suspend before the jobs can complete, so the resume always finds us suspended. */
-    atomic_store(&r->state, REQ_PROCESSING);
-    atomic_fetch_add(&r->refs, 1);
-    r->accepted = true;
-    atomic_fetch_add(&srv->inflight, 1); /* until the answer is sent (http.c on_completed) */
-    MHD_suspend_connection(r->conn);
+    accept_and_suspend(r);
     queue_push_reserved(&srv->queue, r->jobs, n);
     return MHD_YES;
 }
@@ -307,19 +419,60 @@ bool job_request_failed(const job *j)
     return later;
 }
 
+static void add_tensor_headers(request *r, struct MHD_Response *resp, const char *content_type)
+{
+    const profile *p = r->prof;
+    char shape[64];
+    snprintf(shape, sizeof shape, "%d,3,%d,%d", r->n_images, p->out_height, p->out_width);
+    if (content_type) /* (json_response already set it) */
+        MHD_add_response_header(resp, "Content-Type", content_type);
+    MHD_add_response_header(resp, "X-Profile", p->name);
+    MHD_add_response_header(resp, "X-Tensor-Shape", shape);
+    MHD_add_response_header(resp, "X-Tensor-Dtype", tensor_dtype_name(r->dtype));
+}
+
+static struct MHD_Response *shm_answer(request *r)
+{
+    const profile *p = r->prof;
+    uint64_t ttl_ms = 0;
+    shm_pool_renew(r->srv->shm, r->lease_id, &ttl_ms); /* the ttl runs from the answer */
+    char key[300], body[1024];
+    json_escape(shm_pool_key(r->srv->shm), key, sizeof key);
+    size_t bytes = (size_t)r->n_images * 3 * p->out_height * p->out_width * tensor_dtype_size(r->dtype);
+    snprintf(body, sizeof body,
+             "{\"profile\":\"%s\",\"shape\":[%d,3,%d,%d],\"dtype\":\"%s\",\"layout\":\"NCHW\","
+             "\"shm\":{\"key\":\"%s\",\"offset\":%llu,\"byte_size\":%zu},"
+             "\"lease\":{\"id\":\"%s\",\"expires_in_ms\":%llu}}",
+             p->name, r->n_images, p->out_height, p->out_width, tensor_dtype_name(r->dtype), key,
+             (unsigned long long)r->lease_offset, bytes, r->lease_id, (unsigned long long)ttl_ms);
+    return json_response(body);
+}
+
 /* Builds the response on the finishing worker's thread (JSON formatting can take a while). */
 static void build_response(request *r)
 {
     const profile *p = r->prof;
+    if (r->err.status != CP_OK && r->lease_id[0]) { /* a failed request holds no lease */
+        shm_pool_release(r->srv->shm, r->lease_id);
+        r->lease_id[0] = '\0';
+    }
+    if (r->protocol == PROTO_V2) {
+        triton_build_response(r);
+        if (r->response_status == 200)
+            metrics_add_images((uint64_t)r->n_images);
+        return;
+    }
     if (r->err.status != CP_OK) {
         r->response = error_response(&r->err, r->err_index, &r->response_status);
         return;
     }
     struct MHD_Response *resp = NULL;
-    if (r->fmt == OUT_JSON) {
+    if (r->fmt == OUT_SHM) {
+        resp = shm_answer(r);
+    } else if (r->fmt == OUT_JSON) {
         size_t len;
         char *text = tensor_to_json(p->name, r->n_images, p->out_height, p->out_width, r->dtype,
-                                    r->out_buf, &len);
+                                    r->out_ptr, &len);
         if (text)
             resp = MHD_create_response_from_buffer_with_free_callback(len, text, free);
         if (!resp)
@@ -337,15 +490,18 @@ static void build_response(request *r)
         r->response = error_response(&err, -1, &r->response_status);
         return;
     }
-    char shape[64];
-    snprintf(shape, sizeof shape, "%d,3,%d,%d", r->n_images, p->out_height, p->out_width);
-    MHD_add_response_header(resp, "Content-Type", output_format_content_type(r->fmt));
-    MHD_add_response_header(resp, "X-Profile", p->name);
-    MHD_add_response_header(resp, "X-Tensor-Shape", shape);
-    MHD_add_response_header(resp, "X-Tensor-Dtype", tensor_dtype_name(r->dtype));
+    add_tensor_headers(r, resp, r->fmt == OUT_SHM ? NULL : output_format_content_type(r->fmt));
     r->response = resp;
     r->response_status = 200;
     metrics_add_images((uint64_t)r->n_images);
+}
+
+static void finish_request(request *r)
+{
+    build_response(r);
+    atomic_store(&r->state, REQ_READY);
+    MHD_resume_connection(r->conn);
+    request_unref(r);
 }
 
 void job_complete(job *j, const cp_error *err)
@@ -359,12 +515,8 @@ void job_complete(job *j, const cp_error *err)
     }
     bool last = --r->remaining == 0;
     pthread_mutex_unlock(&r->mu);
-    if (!last)
-        return;
-    build_response(r);
-    atomic_store(&r->state, REQ_READY);
-    MHD_resume_connection(r->conn);
-    request_unref(r);
+    if (last)
+        finish_request(r);
 }
 
 enum MHD_Result preprocess_send_ready(request *r)

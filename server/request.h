@@ -19,9 +19,17 @@ typedef enum {
     ROUTE_PROFILES,
     ROUTE_PREPROCESS,
     ROUTE_METRICS,
+    ROUTE_SHM,        /* GET /v1/shm */
+    ROUTE_LEASE,      /* DELETE /v1/leases/{id} */
+    ROUTE_V2,         /* /v2/... (triton_routes.c) */
 } route_id;
 
 typedef enum { REQ_RECEIVING = 0, REQ_PROCESSING, REQ_READY, REQ_ANSWERED } request_state;
+
+typedef enum { PROTO_V1 = 0, PROTO_V2 } request_protocol;
+
+struct shm_region;
+struct kserve_request;
 
 typedef struct request {
     server_ctx *srv;
@@ -29,21 +37,29 @@ typedef struct request {
     atomic_int refs;          /* the connection's, plus one while images are in flight */
     route_id route;
     char id[72];              /* X-Request-Id, echoed */
+    char url[256];            /* the path, for routes with parameters */
+    char method[16];
     uint64_t start_ns;
     int status;               /* HTTP status answered, for the access log */
     /* body */
     uint8_t *body;
     size_t len, cap;
     bool body_too_large;
-    /* /v1/preprocess */
+    /* /v1/preprocess and /v2/models/{m}/infer */
+    request_protocol protocol;
     const profile *prof;
     output_format fmt;
     tensor_dtype dtype;
     int n_images;
     bool accepted;            /* counted in srv->inflight until the connection completes */
     job *jobs;
-    uint8_t *out_buf;         /* [npy header][N*3*H*W values] */
+    uint8_t *out_buf;         /* [npy header][N*3*H*W values] (NULL when written to shm) */
     size_t out_prefix, out_size;
+    uint8_t *out_ptr;         /* where the tensor goes: in out_buf, a lease or a region */
+    char lease_id[40];        /* format=shm: the lease holding the tensor */
+    uint64_t lease_offset;
+    struct shm_region *region; /* /v2 output into a client-registered region (a reference) */
+    struct kserve_request *kreq; /* /v2: the parsed infer request */
     pthread_mutex_t mu;
     int remaining;
     atomic_bool failed;
@@ -62,5 +78,23 @@ enum MHD_Result preprocess_first_call(request *r);
 enum MHD_Result preprocess_upload(request *r, const char *data, size_t *size);
 enum MHD_Result preprocess_body_complete(request *r);
 enum MHD_Result preprocess_send_ready(request *r);
+
+/* Shared by both protocols once the images are known (pointers into the body): checks every
+ * header, places the output (buffer, shm lease or registered region), queues the jobs with the
+ * connection suspended, or answers an error at once. */
+typedef struct {
+    const uint8_t *data;
+    size_t len;
+} image_ref;
+enum MHD_Result request_start(request *r, const image_ref *images, int n, bool exif);
+
+/* Answers an error now (before acceptance); v1 or v2 error shape by r->protocol. */
+enum MHD_Result request_answer_error(request *r, const cp_error *err, int index);
+
+/* /v2 (triton_routes.c): the first call answers GETs and prepares POSTs; the body handler
+ * serves infer and the shared-memory calls; the builder makes a finished infer's answer. */
+enum MHD_Result triton_first_call(request *r);
+enum MHD_Result triton_body_complete(request *r);
+void triton_build_response(request *r);
 
 #endif

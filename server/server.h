@@ -19,6 +19,9 @@ typedef struct server_ctx {
     normalize_table *tables;   /* one per profile, same index */
     batch_queue queue;
     executor *exec;
+    struct shm_pool *shm;      /* format=shm pool, NULL when disabled or unavailable */
+    char shm_error[256];       /* why shm is NULL */
+    struct shm_regions *regions; /* /v2 client-registered system shm regions */
     struct MHD_Daemon *daemon;
     int port;                  /* the bound port */
     atomic_bool ready;         /* /readyz: engine started and not draining */

@@ -99,7 +99,7 @@ static bool take(shm_pool *p, uint64_t byte_size, shm_lease *out)
     l->first = first;
     l->count = count;
     l->byte_size = byte_size;
-    l->expires_ns = monotonic_ns() + p->ttl_ns;
+    l->expires_ns = UINT64_MAX; /* held by its request until shm_pool_renew */
     l->next = p->leases;
     p->leases = l;
     p->n_leases++;
@@ -236,6 +236,18 @@ shm_pool *shm_pool_create(const char *name, size_t bytes, size_t slot_bytes, uns
         free(p);
         return NULL;
     }
+    /* Reserve the pages now: a /dev/shm too small for shm_bytes fails here, not as a SIGBUS
+     * when a tensor is written later. */
+    int fa = posix_fallocate(fd, 0, (off_t)p->bytes);
+    if (fa != 0) {
+        cp_fail(err, CP_ERR_CONFIG, "shm %s: cannot reserve %zu bytes (is /dev/shm big enough? "
+                "see shm_bytes): %s", name, p->bytes, strerror(fa));
+        close(fd);
+        shm_unlink(name);
+        free(p->used);
+        free(p);
+        return NULL;
+    }
     if (ftruncate(fd, (off_t)p->bytes) != 0 ||
         (p->base = mmap(NULL, p->bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED) {
         cp_fail(err, CP_ERR_CONFIG, "shm %s of %zu bytes: %s", name, p->bytes, strerror(errno));
@@ -312,6 +324,21 @@ void shm_pool_wait(shm_pool *p, uint64_t byte_size, uint64_t deadline_ns,
     p->n_waiting++;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
+}
+
+bool shm_pool_renew(shm_pool *p, const char *lease_id, uint64_t *expires_in_ms)
+{
+    pthread_mutex_lock(&p->mu);
+    bool found = false;
+    for (lease_rec *l = p->leases; l; l = l->next)
+        if (!strcmp(l->id, lease_id)) {
+            l->expires_ns = monotonic_ns() + p->ttl_ns;
+            found = true;
+            break;
+        }
+    pthread_mutex_unlock(&p->mu);
+    *expires_in_ms = p->ttl_ns / 1000000u;
+    return found;
 }
 
 bool shm_pool_release(shm_pool *p, const char *lease_id)

@@ -39,6 +39,10 @@ void shm_pool_wait(shm_pool *p, uint64_t byte_size, uint64_t deadline_ns,
                    void (*granted)(void *ctx, const shm_lease *lease),
                    void (*timed_out)(void *ctx), void *ctx);
 
+/* Starts a lease's time to live now (a lease in use by its request does not expire); writes
+ * the ttl to *expires_in_ms. */
+bool shm_pool_renew(shm_pool *p, const char *lease_id, uint64_t *expires_in_ms);
+
 /* Ends a lease; false when no such (live) lease exists. */
 bool shm_pool_release(shm_pool *p, const char *lease_id);
 

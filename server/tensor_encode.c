@@ -13,6 +13,8 @@ bool output_format_parse(const char *s, output_format *f)
         *f = OUT_RAW;
     else if (!strcmp(s, "json"))
         *f = OUT_JSON;
+    else if (!strcmp(s, "shm"))
+        *f = OUT_SHM;
     else
         return false;
     return true;

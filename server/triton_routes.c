@@ -1,0 +1,334 @@
+/* triton_routes.c — Triton's HTTP protocol (KServe v2) on /v2, so Triton's own clients work
+ * unchanged: server and model metadata, health, infer (JSON and the binary tensor data
+ * extension; outputs into client-registered system shared memory), and the shared-memory
+ * extensions. Every profile is a model named after it. Errors are Triton-shaped:
+ * {"error":"…"} with 400 (503 when overloaded or not ready). */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http_util.h"
+#include "kserve.h"
+#include "log.h"
+#include "request.h"
+#include "shm_regions.h"
+
+static enum MHD_Result v2_answer(request *r, int status, const char *json)
+{
+    r->status = status;
+    atomic_store(&r->state, REQ_ANSWERED);
+    struct MHD_Response *resp = json_response(json ? json : "");
+    if (resp && !json)
+        MHD_del_response_header(resp, "Content-Type", "application/json");
+    return send_response(r->conn, status, resp, r->id);
+}
+
+static enum MHD_Result v2_error(request *r, int status, const char *fmt, const char *arg)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, fmt, arg ? arg : "");
+    char *body = kserve_format_error(msg);
+    enum MHD_Result ret = v2_answer(r, status, body ? body : "{\"error\":\"internal\"}");
+    free(body);
+    return ret;
+}
+
+/* Splits "/v2/a/b/c" into at most 8 segments after "/v2", in buf (a copy of r->url). */
+static int segments(const request *r, char *buf, char **seg)
+{
+    snprintf(buf, sizeof r->url, "%s", r->url);
+    int n = 0;
+    char *p = buf + 3;
+    while (*p == '/' && n < 8) {
+        *p++ = '\0';
+        seg[n++] = p;
+        while (*p && *p != '/')
+            p++;
+    }
+    if (*p) /* a trailing slash, or too deep */
+        return -1;
+    return n;
+}
+
+static bool is_get(const request *r) { return !strcmp(r->method, "GET") || !strcmp(r->method, "HEAD"); }
+static bool is_post(const request *r) { return !strcmp(r->method, "POST"); }
+
+static enum MHD_Result server_metadata(request *r)
+{
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"name\":\"clipprep\",\"version\":\"%s\",\"extensions\":[\"binary_tensor_data\","
+             "\"system_shared_memory\",\"cuda_shared_memory\",\"model_configuration\"]}",
+             CLIPPREP_VERSION);
+    return v2_answer(r, 200, body);
+}
+
+static bool ready(const request *r)
+{
+    return atomic_load(&r->srv->ready) && !atomic_load(&r->srv->draining);
+}
+
+/* /v2/models/{m}[/versions/{v}][/ready|/infer|/config]: the profile and the rest. */
+static const profile *model_of(request *r, char **seg, int n, const char **tail)
+{
+    const profile *p = profiles_find(&r->srv->profiles, seg[1]);
+    int at = 2;
+    if (n >= 4 && !strcmp(seg[2], "versions"))
+        at = 4; /* any version name maps to the one version, "1" */
+    *tail = at < n ? seg[at] : "";
+    if (at + 1 < n)
+        *tail = "?"; /* deeper than any route */
+    return p;
+}
+
+static enum MHD_Result model_config(request *r, const profile *p)
+{
+    char body[768];
+    snprintf(body, sizeof body,
+             "{\"name\":\"%s\",\"platform\":\"clipprep\",\"max_batch_size\":0,"
+             "\"input\":[{\"name\":\"images\",\"data_type\":\"TYPE_STRING\",\"dims\":[-1]}],"
+             "\"output\":[{\"name\":\"pixel_values\",\"data_type\":\"TYPE_FP32\","
+             "\"dims\":[-1,3,%d,%d]}]}",
+             p->name, p->out_height, p->out_width);
+    return v2_answer(r, 200, body);
+}
+
+enum MHD_Result triton_first_call(request *r)
+{
+    r->protocol = PROTO_V2;
+    char *seg[8], buf[sizeof r->url];
+    int n = segments(r, buf, seg);
+    if (n < 0)
+        return v2_error(r, 400, "unknown endpoint%s", NULL);
+    if (n == 0 || (n == 1 && !seg[0][0]))
+        return is_get(r) ? server_metadata(r) : v2_error(r, 400, "use GET%s", NULL);
+    if (!strcmp(seg[0], "health") && n == 2 && is_get(r)) {
+        if (!strcmp(seg[1], "live"))
+            return v2_answer(r, 200, NULL);
+        if (!strcmp(seg[1], "ready"))
+            return v2_answer(r, ready(r) ? 200 : 503, NULL);
+    }
+    if (!strcmp(seg[0], "models") && n >= 2) {
+        const char *tail;
+        const profile *p = model_of(r, seg, n, &tail);
+        if (!p)
+            return v2_error(r, 400, "Request for unknown model: '%s' is not found", seg[1]);
+        if (!tail[0] && is_get(r)) {
+            char *body = kserve_format_model_metadata(p->name, p->out_height, p->out_width);
+            enum MHD_Result ret = v2_answer(r, 200, body);
+            free(body);
+            return ret;
+        }
+        if (!strcmp(tail, "ready") && is_get(r))
+            return v2_answer(r, ready(r) ? 200 : 503, NULL);
+        if (!strcmp(tail, "config") && is_get(r))
+            return model_config(r, p);
+        if (!strcmp(tail, "infer") && is_post(r)) {
+            r->prof = p;
+            return preprocess_first_call(r); /* Content-Length limit, then the body */
+        }
+    }
+    if ((!strcmp(seg[0], "systemsharedmemory") || !strcmp(seg[0], "cudasharedmemory"))) {
+        if (is_post(r))
+            return MHD_YES; /* register/unregister: JSON body follows */
+        bool cuda = seg[0][0] == 'c';
+        if (is_get(r) && ((n == 2 && !strcmp(seg[1], "status")) ||
+                          (n == 4 && !strcmp(seg[1], "region") && !strcmp(seg[3], "status")))) {
+            if (cuda)
+                return n == 2 ? v2_answer(r, 200, "[]")
+                              : v2_error(r, 400, "Unable to find cuda shared memory region: '%s'", seg[2]);
+            bool found;
+            char *body = shm_regions_status(r->srv->regions, n == 4 ? seg[2] : NULL, &found);
+            enum MHD_Result ret = found ? v2_answer(r, 200, body)
+                                        : v2_error(r, 400, "Unable to find system shared memory region: '%s'", seg[2]);
+            free(body);
+            return ret;
+        }
+    }
+    return v2_error(r, 400, "unknown endpoint or method%s", NULL);
+}
+
+/* POST /v2/systemsharedmemory/... and /v2/cudasharedmemory/... with their JSON bodies. */
+static enum MHD_Result shared_memory_call(request *r, char **seg, int n)
+{
+    bool cuda = seg[0][0] == 'c';
+    shm_regions *rs = r->srv->regions;
+    if (n == 2 && !strcmp(seg[1], "unregister")) {
+        if (!cuda)
+            shm_regions_unregister_all(rs);
+        return v2_answer(r, 200, NULL);
+    }
+    if (n != 4 || strcmp(seg[1], "region"))
+        return v2_error(r, 400, "unknown shared memory endpoint%s", NULL);
+    const char *name = seg[2], *op = seg[3];
+    if (!strcmp(op, "unregister")) {
+        if (!cuda)
+            shm_regions_unregister(rs, name); /* Triton answers 200 for unknown names too */
+        return v2_answer(r, 200, NULL);
+    }
+    if (strcmp(op, "register"))
+        return v2_error(r, 400, "unknown shared memory endpoint%s", NULL);
+    if (cuda)
+        return v2_error(r, 400, "%s",
+                        strcmp(r->srv->exec->backend, "cuda")
+                            ? "CUDA shared memory needs the CUDA backend (this daemon runs on the CPU)"
+                            : "CUDA shared memory registration is not implemented yet; use system shared memory");
+    cJSON *j = cJSON_ParseWithLength((const char *)r->body, r->len);
+    const cJSON *key = cJSON_GetObjectItemCaseSensitive(j, "key");
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(j, "offset");
+    const cJSON *size = cJSON_GetObjectItemCaseSensitive(j, "byte_size");
+    if (!cJSON_IsString(key) || !cJSON_IsNumber(size) || size->valuedouble < 1 ||
+        (off && (!cJSON_IsNumber(off) || off->valuedouble < 0))) {
+        cJSON_Delete(j);
+        return v2_error(r, 400, "register needs {\"key\": string, \"offset\": integer, "
+                                "\"byte_size\": integer}%s", NULL);
+    }
+    cp_error err = {0};
+    bool ok = shm_regions_register(rs, name, key->valuestring,
+                                   off ? (uint64_t)off->valuedouble : 0,
+                                   (uint64_t)size->valuedouble, &err);
+    cJSON_Delete(j);
+    return ok ? v2_answer(r, 200, NULL) : v2_error(r, 400, "%s", err.message);
+}
+
+/* The binary response's JSON header is known before any pixel is computed: it goes in front
+ * of the tensor in one buffer, like the npy header of /v1. */
+static char *binary_header(request *r, int n, size_t *len)
+{
+    const profile *p = r->prof;
+    kserve_response kr = {.model = p->name, .id = r->kreq->id, .n = n, .h = p->out_height,
+                          .w = p->out_width, .fp16 = r->dtype == DTYPE_FLOAT16,
+                          .kind = KSERVE_OUT_BINARY,
+                          .byte_size = (uint64_t)n * 3 * p->out_height * p->out_width *
+                                       tensor_dtype_size(r->dtype)};
+    return kserve_format_response(&kr, len);
+}
+
+static enum MHD_Result infer(request *r)
+{
+    const cp_config *cfg = r->srv->cfg;
+    if (r->body_too_large)
+        return v2_error(r, 400, "request body larger than max_body_bytes%s", NULL);
+    r->kreq = calloc(1, sizeof *r->kreq);
+    if (!r->kreq)
+        return v2_error(r, 503, "out of memory%s", NULL);
+    const char *hl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                 "Inference-Header-Content-Length");
+    cp_error err = {0};
+    if (!kserve_parse_infer(r->body, r->len, hl, cfg->max_images_per_request, r->kreq, &err))
+        return v2_error(r, 400, "%s", err.message);
+    kserve_request *k = r->kreq;
+    if (k->n_images == 0)
+        return v2_error(r, 400, "input 'images' holds no image%s", NULL);
+    r->dtype = k->fp16 ? DTYPE_FLOAT16 : DTYPE_FLOAT32;
+    bool exif = k->exif >= 0 ? k->exif == 1 : r->prof->exif;
+    const profile *p = r->prof;
+    uint64_t tensor = (uint64_t)k->n_images * 3 * p->out_height * p->out_width *
+                      tensor_dtype_size(r->dtype);
+    if (k->shm_region[0]) {
+        uint8_t *base;
+        uint64_t size;
+        r->region = shm_regions_get(r->srv->regions, k->shm_region, &base, &size);
+        if (!r->region)
+            return v2_error(r, 400, "Unable to find system shared memory region: '%s'", k->shm_region);
+        if (k->shm_byte_size < tensor || k->shm_offset + tensor > size ||
+            k->shm_offset + k->shm_byte_size > size) {
+            char msg[256];
+            snprintf(msg, sizeof msg,
+                     "output 'pixel_values' needs %llu bytes; shared_memory_byte_size %llu at "
+                     "offset %llu does not fit or region holds %llu",
+                     (unsigned long long)tensor, (unsigned long long)k->shm_byte_size,
+                     (unsigned long long)k->shm_offset, (unsigned long long)size);
+            return v2_error(r, 400, "%s", msg);
+        }
+        r->out_ptr = base + k->shm_offset;
+    } else if (k->binary_output) {
+        size_t len;
+        char *hdr = binary_header(r, k->n_images, &len);
+        if (!hdr)
+            return v2_error(r, 503, "out of memory%s", NULL);
+        r->out_prefix = len;
+        free(hdr);
+    }
+    image_ref *images = malloc(sizeof *images * (size_t)k->n_images);
+    if (!images)
+        return v2_error(r, 503, "out of memory%s", NULL);
+    for (int i = 0; i < k->n_images; i++)
+        images[i] = (image_ref){k->images[i].data, k->images[i].len};
+    enum MHD_Result ret = request_start(r, images, k->n_images, exif);
+    free(images);
+    return ret;
+}
+
+enum MHD_Result triton_body_complete(request *r)
+{
+    char *seg[8], buf[sizeof r->url];
+    int n = segments(r, buf, seg);
+    if (n >= 1 && (!strcmp(seg[0], "systemsharedmemory") || !strcmp(seg[0], "cudasharedmemory")))
+        return shared_memory_call(r, seg, n);
+    return infer(r);
+}
+
+void triton_build_response(request *r)
+{
+    const profile *p = r->prof;
+    struct MHD_Response *resp = NULL;
+    if (r->err.status != CP_OK) {
+        char msg[400];
+        if (r->err_index >= 0)
+            snprintf(msg, sizeof msg, "image %d: %s", r->err_index, r->err.message);
+        else
+            snprintf(msg, sizeof msg, "%s", r->err.message);
+        char *body = kserve_format_error(msg);
+        r->response_status = cp_status_http(r->err.status) == 503 ? 503 : 400;
+        r->response = body ? json_response(body) : NULL;
+        free(body);
+        return;
+    }
+    kserve_request *k = r->kreq;
+    uint64_t bytes = (uint64_t)r->n_images * 3 * p->out_height * p->out_width *
+                     tensor_dtype_size(r->dtype);
+    kserve_response kr = {.model = p->name, .id = k->id, .n = r->n_images, .h = p->out_height,
+                          .w = p->out_width, .fp16 = r->dtype == DTYPE_FLOAT16,
+                          .byte_size = bytes, .values = r->out_ptr};
+    size_t len = 0;
+    if (r->region) {
+        kr.kind = KSERVE_OUT_SHM;
+        kr.shm_region = k->shm_region;
+        char *text = kserve_format_response(&kr, &len);
+        if (text)
+            resp = MHD_create_response_from_buffer_with_free_callback(len, text, free);
+    } else if (k->binary_output) {
+        kr.kind = KSERVE_OUT_BINARY;
+        char *hdr = kserve_format_response(&kr, &len);
+        if (hdr && len == r->out_prefix) { /* same text as when the room was reserved */
+            memcpy(r->out_buf, hdr, len);
+            resp = MHD_create_response_from_buffer_with_free_callback(r->out_size, r->out_buf, free);
+            if (resp) {
+                r->out_buf = NULL;
+                char hl[32];
+                snprintf(hl, sizeof hl, "%zu", len);
+                MHD_add_response_header(resp, "Inference-Header-Content-Length", hl);
+                MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
+            }
+        }
+        free(hdr);
+    } else {
+        kr.kind = KSERVE_OUT_JSON;
+        char *text = kserve_format_response(&kr, &len);
+        if (text)
+            resp = MHD_create_response_from_buffer_with_free_callback(len, text, free);
+    }
+    if (!resp) {
+        char *body = kserve_format_error("could not build the response");
+        r->response_status = 500;
+        r->response = body ? json_response(body) : NULL;
+        free(body);
+        return;
+    }
+    if (kr.kind != KSERVE_OUT_BINARY)
+        MHD_add_response_header(resp, "Content-Type", "application/json");
+    r->response = resp;
+    r->response_status = 200;
+}
