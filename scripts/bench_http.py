@@ -111,6 +111,36 @@ def http_load(url: str, blobs: list[bytes], clients: int, seconds: float, pid: i
             "p50_ms": 1000 * statistics.median(lat), "p99_ms": 1000 * lat[int(0.99 * (len(lat) - 1))]}
 
 
+def u8_levels(x, mean=(0.48145466, 0.4578275, 0.40821073), std=(0.26862954, 0.26130258, 0.27577711)):
+    """Recovers the u8 stage from a clip-224 tensor through its (monotonic) table."""
+    import numpy as np
+
+    u = np.arange(256, dtype=np.float32) / np.float32(255)
+    out = np.empty(x.shape, dtype=np.int16)
+    for c in range(3):
+        table = (u - np.float32(mean[c])) / np.float32(std[c])
+        idx = np.searchsorted(table, x[:, c])
+        out[:, c] = np.clip(idx, 0, 255)
+    return out
+
+
+def fast_vs_exact(url: str, blobs: list[bytes]) -> dict:
+    """max and mean |Δ| (u8 levels) of mode=fast against the exact output."""
+    import io
+
+    import numpy as np
+
+    diffs = []
+    for b in blobs:
+        ex = np.load(io.BytesIO(requests.post(url + "/v1/preprocess", data=b).content))
+        fa = requests.post(url + "/v1/preprocess?mode=fast", data=b)
+        assert fa.headers.get("X-Preprocess-Mode") == "fast"
+        diffs.append(np.abs(u8_levels(np.load(io.BytesIO(fa.content))) - u8_levels(ex)))
+    d = np.concatenate([x.ravel() for x in diffs])
+    return {"max_abs_u8": int(d.max()), "mean_abs_u8": float(d.mean()),
+            "pixels_differing": float((d > 0).mean())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=4.0)
@@ -133,6 +163,8 @@ def main() -> None:
                 "hf": hf_in_process(files, args.seconds),
                 "c_1core": pipeline_bench("full", 1, files, args.seconds),
                 "c_all": pipeline_bench("full", ncpu, files, args.seconds),
+                "fast_1core": pipeline_bench("fast", 1, files, args.seconds),
+                "fast_accuracy": fast_vs_exact(daemon.url, blobs),
                 "decode_1core": pipeline_bench("decode", 1, files, args.seconds),
                 "daemon": http_load(daemon.url, blobs, args.clients, args.seconds, daemon.proc.pid),
             }
@@ -154,6 +186,14 @@ def main() -> None:
               f"{d['cpu_ms_per_image'] / c['cpu_ms_per_image']:.2f}x | "
               f"{r['hf']['cpu_ms_per_image'] / d['cpu_ms_per_image']:.1f}x | {d['images_per_s']:.0f} | "
               f"{r['c_all']['images_per_s']:.0f} | {d['p50_ms']:.1f} | {d['p99_ms']:.1f} |")
+    print()
+    print("| size | exact CPU-ms/img (C, 1 core) | fast CPU-ms/img (C, 1 core) | speed-up | fast vs exact: max abs diff (u8 levels) | mean abs diff | pixels differing |")
+    print("|---|---|---|---|---|---|---|")
+    for cls, r in results["classes"].items():
+        e, f, a = r["c_1core"], r["fast_1core"], r["fast_accuracy"]
+        print(f"| {cls} | {e['cpu_ms_per_image']:.2f} | {f['cpu_ms_per_image']:.2f} | "
+              f"{e['cpu_ms_per_image'] / f['cpu_ms_per_image']:.2f}x | {a['max_abs_u8']} | "
+              f"{a['mean_abs_u8']:.3f} | {100 * a['pixels_differing']:.1f}% |")
 
 
 if __name__ == "__main__":

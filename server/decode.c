@@ -85,9 +85,21 @@ static bool swaps_axes(const image_header *hdr, const decode_options *opt)
     return opt && opt->apply_orientation && hdr->orientation >= 5 && hdr->orientation <= 8;
 }
 
+/* The DCT scaling denominator that applies to this image (1 = none). */
+static int scale_of(const image_header *hdr, const decode_options *opt)
+{
+    int d = opt ? opt->scale_denom : 1;
+    return hdr->format == IMAGE_FORMAT_JPEG && (d == 2 || d == 4 || d == 8) ? d : 1;
+}
+
 void decode_output_size(const image_header *hdr, const decode_options *opt, int *w, int *h)
 {
     int ow = hdr ? hdr->width : 0, oh = hdr ? hdr->height : 0;
+    if (hdr) {
+        int d = scale_of(hdr, opt);
+        ow = (ow + d - 1) / d;
+        oh = (oh + d - 1) / d;
+    }
     if (hdr && swaps_axes(hdr, opt)) {
         int t = ow;
         ow = oh;
@@ -174,7 +186,9 @@ bool decode_rgb(const uint8_t *data, size_t len, const image_header *hdr,
     if (hdr->width <= 0 || hdr->height <= 0)
         return cp_fail(err, CP_ERR_INTERNAL, "decode_rgb: header has no dimensions");
 
-    size_t w = (size_t)hdr->width, h = (size_t)hdr->height;
+    int scale = scale_of(hdr, opt);
+    size_t w = ((size_t)hdr->width + (size_t)scale - 1) / (size_t)scale;
+    size_t h = ((size_t)hdr->height + (size_t)scale - 1) / (size_t)scale;
     if (w > SIZE_MAX / 3 / h)
         return cp_fail(err, CP_ERR_INTERNAL, "decode_rgb: image size overflows");
     size_t need = w * h * 3;
@@ -207,7 +221,9 @@ bool decode_rgb(const uint8_t *data, size_t len, const image_header *hdr,
 
     bool ok;
     switch (hdr->format) {
-    case IMAGE_FORMAT_JPEG: ok = decode_jpeg_pixels(data, len, hdr, max_scans, target, err); break;
+    case IMAGE_FORMAT_JPEG:
+        ok = decode_jpeg_pixels(data, len, hdr, max_scans, scale, target, err);
+        break;
     case IMAGE_FORMAT_PNG: ok = decode_png_pixels(data, len, hdr, target, err); break;
     case IMAGE_FORMAT_WEBP: ok = decode_webp_pixels(data, len, hdr, target, err); break;
     default: ok = cp_fail(err, CP_ERR_INTERNAL, "decode_rgb: unknown format"); break;

@@ -31,6 +31,8 @@ typedef struct {
 typedef struct {
     bool apply_orientation; /* transpose per hdr->orientation (spec E); swaps w/h for 5..8 */
     int max_scans;          /* progressive JPEG scan limit; 0 = no limit */
+    int scale_denom;        /* JPEG only: 0/1 = full size (exact), 2, 4 or 8 = libjpeg's
+                               DCT-domain downscaling to ceil(side/scale_denom) (fast mode) */
 } decode_options;
 
 const char *image_format_name(image_format f); /* "jpeg", "png", "webp", "unknown" */

@@ -22,6 +22,7 @@
 
 bool decode_jpeg_header(const uint8_t *data, size_t len, image_header *hdr, cp_error *err);
 bool decode_jpeg_pixels(const uint8_t *data, size_t len, const image_header *hdr, int max_scans,
+                        int scale_denom,
                         uint8_t *dst, cp_error *err);
 
 bool decode_png_header(const uint8_t *data, size_t len, image_header *hdr, cp_error *err);

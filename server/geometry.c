@@ -19,6 +19,19 @@ int crop_offset(crop_mode mode, int resized, int crop)
     return floor_div2(d);
 }
 
+int fast_scale_denom(const profile *p, int src_w, int src_h, int factor)
+{
+    int target = p->resize == RESIZE_EXACT
+                     ? (p->resize_width < p->resize_height ? p->resize_width : p->resize_height)
+                     : p->shortest_edge;
+    long long need = (long long)factor * target;
+    int shortside = src_w < src_h ? src_w : src_h;
+    for (int d = 8; d >= 2; d /= 2)
+        if ((shortside + d - 1) / d >= need)
+            return d;
+    return 1;
+}
+
 void geometry_compute(const profile *p, int src_w, int src_h, image_geometry *g)
 {
     if (p->resize == RESIZE_EXACT) {

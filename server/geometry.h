@@ -13,6 +13,10 @@ typedef struct {
 
 void geometry_compute(const profile *p, int src_w, int src_h, image_geometry *g);
 
+/* mode=fast: the largest JPEG scale denominator (8, 4, 2; else 1) that keeps the decoded short
+ * side >= factor x the profile's target short side. */
+int fast_scale_denom(const profile *p, int src_w, int src_h, int factor);
+
 /* The crop origin along one axis for a resized length and crop length (exposed for tests). */
 int crop_offset(crop_mode mode, int resized, int crop);
 

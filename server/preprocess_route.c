@@ -137,7 +137,7 @@ enum MHD_Result preprocess_upload(request *r, const char *data, size_t *size)
 /* Query parameters: only known keys, each validated. */
 typedef struct {
     request *r;
-    const char *profile, *format, *dtype, *exif;
+    const char *profile, *format, *dtype, *exif, *mode;
     char bad_key[64];
 } query_args;
 
@@ -154,6 +154,8 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
         q->dtype = value ? value : "";
     else if (!strcmp(key, "exif"))
         q->exif = value ? value : "";
+    else if (!strcmp(key, "mode"))
+        q->mode = value ? value : "";
     else if (!q->bad_key[0])
         snprintf(q->bad_key, sizeof q->bad_key, "%s", key);
     return MHD_YES;
@@ -165,7 +167,7 @@ static enum MHD_Result parse_params(request *r, bool *exif)
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, collect_arg, &q);
     if (q.bad_key[0])
         return answer_error(r, CP_ERR_INVALID_PARAMETER, -1,
-                            "unknown query parameter '%s' (known: profile, format, dtype, exif)",
+                            "unknown query parameter '%s' (known: profile, format, dtype, exif, mode)",
                             q.bad_key);
     const char *pname = q.profile ? q.profile : r->srv->cfg->default_profile;
     r->prof = profiles_find(&r->srv->profiles, pname);
@@ -183,6 +185,16 @@ static enum MHD_Result parse_params(request *r, bool *exif)
         else if (strcmp(q.dtype, "float32"))
             return answer_error(r, CP_ERR_INVALID_PARAMETER, -1,
                                 "dtype must be float32 or float16, not '%s'", q.dtype);
+    }
+    r->fast = r->prof->fast;
+    if (q.mode) {
+        if (!strcmp(q.mode, "fast"))
+            r->fast = true;
+        else if (!strcmp(q.mode, "exact"))
+            r->fast = false;
+        else
+            return answer_error(r, CP_ERR_INVALID_PARAMETER, -1,
+                                "mode must be exact or fast, not '%s'", q.mode);
     }
     *exif = r->prof->exif;
     if (q.exif) {
@@ -346,6 +358,9 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
         *j = (job){.req = r, .index = i, .data = images[i].data, .len = images[i].len,
                    .hdr = j->hdr, .dopt = dopt, .prof = p, .table = server_table_for(srv, p),
                    .dtype = r->dtype};
+        if (r->fast)
+            j->dopt.scale_denom =
+                fast_scale_denom(p, j->hdr.width, j->hdr.height, cfg->fast_min_factor);
     }
     r->n_images = n;
     r->remaining = n;
@@ -429,6 +444,7 @@ static void add_tensor_headers(request *r, struct MHD_Response *resp, const char
     MHD_add_response_header(resp, "X-Profile", p->name);
     MHD_add_response_header(resp, "X-Tensor-Shape", shape);
     MHD_add_response_header(resp, "X-Tensor-Dtype", tensor_dtype_name(r->dtype));
+    MHD_add_response_header(resp, "X-Preprocess-Mode", r->fast ? "fast" : "exact");
 }
 
 static struct MHD_Response *shm_answer(request *r)

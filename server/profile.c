@@ -218,7 +218,7 @@ static bool parse_resample(const cJSON *root, profile *p, cp_error *err)
 
 static const char *const profile_keys[] = {
     "name", "description", "reference", "resize", "crop", "resample",
-    "rescale_factor", "mean", "std", "exif", NULL,
+    "rescale_factor", "mean", "std", "exif", "mode", NULL,
 };
 
 bool profile_parse_json(const char *json_text, profile *p, cp_error *err)
@@ -290,6 +290,17 @@ bool profile_parse_json(const char *json_text, profile *p, cp_error *err)
             goto done;
         }
         p->exif = cJSON_IsTrue(ex);
+    }
+
+    const cJSON *mode = cJSON_GetObjectItemCaseSensitive(root, "mode");
+    p->fast = false;
+    if (mode) {
+        if (!cJSON_IsString(mode) || (strcmp(mode->valuestring, "exact") &&
+                                      strcmp(mode->valuestring, "fast"))) {
+            cp_fail(err, CP_ERR_CONFIG, "key \"mode\": expected \"exact\" or \"fast\"");
+            goto done;
+        }
+        p->fast = !strcmp(mode->valuestring, "fast");
     }
 
     if (p->crop != CROP_NONE) {
@@ -513,6 +524,7 @@ void *profile_to_cjson(const profile *p)
         }
     }
     if (ok) ok = cJSON_AddBoolToObject(o, "exif", p->exif) != NULL;
+    if (ok) ok = cJSON_AddStringToObject(o, "mode", p->fast ? "fast" : "exact") != NULL;
     if (ok) {
         cJSON *out = cJSON_AddObjectToObject(o, "output");
         ok = out && cJSON_AddNumberToObject(out, "channels", 3) &&

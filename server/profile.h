@@ -33,6 +33,8 @@ typedef struct {
     double rescale_factor;   /* 1/255 as a double (0.00392156862745098) */
     double mean[3], std[3];
     bool exif;               /* apply EXIF orientation by default (requests may override) */
+    bool fast;               /* "mode": "fast" — JPEG DCT-domain downscaling before the exact
+                                resampler (not exact; never the shipped default) */
     int out_width, out_height; /* derived: the tensor's H and W */
 } profile;
 

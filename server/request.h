@@ -50,6 +50,7 @@ typedef struct request {
     const profile *prof;
     output_format fmt;
     tensor_dtype dtype;
+    bool fast;                /* mode=fast: JPEG DCT-domain downscaling first (not exact) */
     int n_images;
     bool accepted;            /* counted in srv->inflight until the connection completes */
     job *jobs;

@@ -1,7 +1,8 @@
 /* pipeline_bench.c — the in-process baseline: the same exact work the daemon does (decode,
  * crop-only Pillow resample, table normalise), without HTTP, on all cores or one. Reports
- * CPU-ms per image (getrusage) and images/s. Modes: --mode full (default) | decode (JPEG
- * decode floor) | cuda (decode on the CPU cores, resample on the GPU in batches).
+ * CPU-ms per image (getrusage) and images/s. Modes: --mode full (default) | fast (as
+ * mode=fast) | decode (JPEG decode floor) | cuda (decode on the CPU cores, resample on the GPU
+ * in batches).
  *   bin/pipeline-bench [--mode M] [--profile NAME] [--profiles DIR] [--threads N]
  *                      [--batch B] [--seconds S] FILE... */
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "../../kernels/normalize.h"
+#include "../../server/geometry.h"
 #include "../../server/image_work.h"
 #include "../../server/parallel.h"
 #include "../../server/profile.h"
@@ -74,6 +76,8 @@ static void work_one(void *ctx, int i)
     }
     job j = {.data = e->data, .len = e->len, .hdr = e->hdr, .prof = prof, .table = &table,
              .dtype = DTYPE_FLOAT32, .out = outputs + slot_bytes * (size_t)thread_slot};
+    if (!strcmp(mode, "fast")) /* as mode=fast with the default fast_min_factor */
+        j.dopt.scale_denom = fast_scale_denom(prof, e->hdr.width, e->hdr.height, 2);
     if (!process_job_cpu(&j, s, &err))
         fprintf(stderr, "process failed: %s\n", err.message);
 }
@@ -206,7 +210,7 @@ int main(int argc, char **argv)
     }
     n_files = argc - first;
     if (n_files <= 0 || threads < 1 || batch < 1) {
-        fprintf(stderr, "usage: %s [--mode full|decode|cuda] [--profile P] [--threads N] "
+        fprintf(stderr, "usage: %s [--mode full|fast|decode|cuda] [--profile P] [--threads N] "
                         "[--batch B] [--seconds S] FILE...\n", argv[0]);
         return 2;
     }

@@ -86,7 +86,7 @@ static decoded decode_all(const uint8_t *data, size_t len, int apply_orientation
     memset(&d, 0, sizeof d);
     if (!decode_read_header(data, len, &d.hdr, &d.err))
         return d;
-    decode_options opt = {apply_orientation != 0, max_scans};
+    decode_options opt = {.apply_orientation = apply_orientation != 0, .max_scans = max_scans};
     decode_output_size(&d.hdr, &opt, &d.w, &d.h);
     size_t sz = (size_t)d.w * d.h * 3;
     d.px = malloc(sz);
@@ -393,7 +393,7 @@ TEST(test_dst_too_small_and_mismatch)
     cp_error e = {0};
     CHECK(decode_read_header(f.p, f.n, &h, &e));
     uint8_t out[18];
-    decode_options opt = {false, 0};
+    decode_options opt = {.apply_orientation = false};
     CHECK(!decode_rgb(f.p, f.n, &h, &opt, out, 17, &e));
     CHECK_EQ_INT(e.status, CP_ERR_INTERNAL);
     e.status = CP_OK;
@@ -681,7 +681,7 @@ TEST(test_exif_orientation_permutations)
 TEST(test_exif_output_size)
 {
     image_header h = {IMAGE_FORMAT_JPEG, 640, 480, 6};
-    decode_options on = {true, 0}, off = {false, 0};
+    decode_options on = {.apply_orientation = true}, off = {.apply_orientation = false};
     int w, hh;
     decode_output_size(&h, &on, &w, &hh);
     CHECK(w == 480 && hh == 640);

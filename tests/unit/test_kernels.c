@@ -355,8 +355,21 @@ TEST(coefficient_cache_is_transparent)
         resize_plan_free(&p[i]);
 }
 
+TEST(fast_mode_scale_choice)
+{
+    profile p = {.resize = RESIZE_SHORTEST_EDGE, .shortest_edge = 224};
+    CHECK_EQ_INT(fast_scale_denom(&p, 4000, 3000, 2), 4); /* 750 >= 448; 375 is not */
+    CHECK_EQ_INT(fast_scale_denom(&p, 1920, 1080, 2), 2); /* 540 >= 448 */
+    CHECK_EQ_INT(fast_scale_denom(&p, 640, 480, 2), 1);   /* 240 < 448: full size */
+    CHECK_EQ_INT(fast_scale_denom(&p, 8000, 6000, 1), 8);
+    CHECK_EQ_INT(fast_scale_denom(&p, 896, 1000, 2), 2);  /* exactly 448 qualifies */
+    profile sq = {.resize = RESIZE_EXACT, .resize_width = 384, .resize_height = 384};
+    CHECK_EQ_INT(fast_scale_denom(&sq, 4000, 3000, 2), 2); /* 1500 >= 768; 750 is not */
+}
+
 int main(void)
 {
+    RUN(fast_mode_scale_choice);
     RUN(coefficient_cache_is_transparent);
     RUN(simd_equals_scalar);
     resample_simd_enable(false); /* the spec vectors through the scalar path, then SIMD */
