@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -49,6 +50,7 @@ struct shm_pool {
     pthread_cond_t cv;
     pthread_t reaper;
     bool stop;
+    int lock_fd;
 };
 
 static void new_id(char *id)
@@ -203,6 +205,38 @@ static void *reaper(void *arg)
     return NULL;
 }
 
+/* Creates the object exclusively and locks it for the daemon's lifetime. An existing object
+ * whose lock is free is a leftover of a crashed run and is replaced; one that is locked
+ * belongs to a running daemon and is left alone (an error naming it). */
+static int open_exclusive(const char *name, mode_t mode, cp_error *err)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        mode_t old = umask(0);
+        int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR, mode);
+        umask(old);
+        if (fd >= 0) {
+            if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+                return fd;
+            close(fd);
+            break;
+        }
+        if (errno != EEXIST)
+            break;
+        int other = shm_open(name, O_RDWR, 0);
+        if (other >= 0 && flock(other, LOCK_EX | LOCK_NB) != 0) {
+            close(other);
+            cp_fail(err, CP_ERR_CONFIG,
+                    "shm_name %s is in use by another running daemon; choose another shm_name", name);
+            return -1;
+        }
+        if (other >= 0)
+            close(other);
+        shm_unlink(name); /* stale: left by a run that did not exit cleanly */
+    }
+    cp_fail(err, CP_ERR_CONFIG, "shm_open %s: %s", name, strerror(errno));
+    return -1;
+}
+
 shm_pool *shm_pool_create(const char *name, size_t bytes, size_t slot_bytes, unsigned mode,
                           uint64_t lease_ttl_ms, cp_error *err)
 {
@@ -226,12 +260,8 @@ shm_pool *shm_pool_create(const char *name, size_t bytes, size_t slot_bytes, uns
     p->mode = mode;
     p->ttl_ns = lease_ttl_ms * 1000000u;
     p->used = calloc((size_t)p->slots, 1);
-    shm_unlink(name); /* a stale object from a crashed run */
-    mode_t old = umask(0);
-    int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR, (mode_t)mode);
-    umask(old);
-    if (fd < 0 || !p->used) {
-        cp_fail(err, CP_ERR_CONFIG, "shm_open %s: %s", name, strerror(errno));
+    int fd = open_exclusive(name, (mode_t)mode, err);
+    if (fd < 0) {
         free(p->used);
         free(p);
         return NULL;
@@ -257,7 +287,7 @@ shm_pool *shm_pool_create(const char *name, size_t bytes, size_t slot_bytes, uns
         free(p);
         return NULL;
     }
-    close(fd);
+    p->lock_fd = fd; /* kept open: its lock tells other daemons the name is taken */
     pthread_mutex_init(&p->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -268,6 +298,7 @@ shm_pool *shm_pool_create(const char *name, size_t bytes, size_t slot_bytes, uns
         cp_fail(err, CP_ERR_INTERNAL, "could not start the shm reaper");
         munmap(p->base, p->bytes);
         shm_unlink(name);
+        close(p->lock_fd);
         free(p->used);
         free(p);
         return NULL;
@@ -288,6 +319,7 @@ void shm_pool_destroy(shm_pool *p)
         drop(p, &p->leases);
     munmap(p->base, p->bytes);
     shm_unlink(p->name);
+    close(p->lock_fd);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     free(p->used);

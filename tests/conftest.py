@@ -231,7 +231,10 @@ def _child_env() -> dict:
 
 
 def base_config(**overrides) -> dict:
-    cfg = {"profiles_dir": str(PROFILES_DIR), "host": "127.0.0.1", "log_level": "info"}
+    # a shm pool of its own per daemon, so parallel runs on one host never share one
+    cfg = {"profiles_dir": str(PROFILES_DIR), "host": "127.0.0.1", "log_level": "info",
+           "shm_name": f"/clipprep-test-{uuid.uuid4().hex[:12]}", "shm_bytes": "16MiB",
+           "shm_slot_bytes": "1MiB"}
     for k, v in overrides.items():
         if v is None:
             cfg.pop(k, None)

@@ -446,3 +446,19 @@ def test_shm_mode_is_configurable(daemon_factory, tmp_path):
     j = check_answer(post_shm(d, images.get(B).data), d, 1)
     got, _ = consume(j, tmp_path)
     assert np.array_equal(got, expected_ref([B]))
+
+
+def test_a_second_daemon_never_takes_over_a_live_pool(daemon_factory):
+    """Two daemons configured with the same shm_name: the second must not replace the first's
+    live object (it runs with format=shm unavailable and says why)."""
+    import uuid as _uuid
+
+    name = f"/clipprep-test-{_uuid.uuid4().hex[:12]}"
+    first = daemon_factory({"shm_name": name})
+    second = daemon_factory({"shm_name": name})
+    data = images.get("odd_17x9.jpg").data
+    ok = first.post(data, format="shm")
+    assert ok.status_code == 200, describe_error(ok)
+    r = second.post(data, format="shm")
+    assert r.status_code == 503 and "in use by another running daemon" in r.json()["error"]["message"]
+    assert first.post(data, format="shm").status_code == 200  # still the first's, still alive
