@@ -243,12 +243,17 @@ static enum MHD_Result infer(request *r)
             return v2_error(r, 400, "%s", msg);
         }
         r->out_ptr = base + k->shm_offset;
+        if ((uintptr_t)r->out_ptr % tensor_dtype_size(r->dtype))
+            return v2_error(r, 400, "output 'pixel_values' must start at a multiple of its element "
+                                    "size in shared memory (region offset + shared_memory_offset)%s",
+                            NULL);
     } else if (k->binary_output) {
         size_t len;
         char *hdr = binary_header(r, k->n_images, &len);
         if (!hdr)
             return v2_error(r, 503, "out of memory%s", NULL);
-        r->out_prefix = len;
+        /* padded with spaces (valid JSON) so the tensor after it is 16-byte aligned */
+        r->out_prefix = (len + 15) & ~(size_t)15;
         free(hdr);
     }
     image_ref *images = malloc(sizeof *images * (size_t)k->n_images);
@@ -302,8 +307,10 @@ void triton_build_response(request *r)
     } else if (k->binary_output) {
         kr.kind = KSERVE_OUT_BINARY;
         char *hdr = kserve_format_response(&kr, &len);
-        if (hdr && len == r->out_prefix) { /* same text as when the room was reserved */
+        if (hdr && ((len + 15) & ~(size_t)15) == r->out_prefix) { /* as when reserved */
             memcpy(r->out_buf, hdr, len);
+            memset(r->out_buf + len, ' ', r->out_prefix - len);
+            len = r->out_prefix;
             resp = MHD_create_response_from_buffer_with_free_callback(r->out_size, r->out_buf, free);
             if (resp) {
                 r->out_buf = NULL;
