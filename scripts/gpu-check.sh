@@ -26,15 +26,16 @@ fi
 card=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)
 note "card: ${card:-unknown}; date: $(date -u +%F)"
 
-if make -j"$(nproc)" CUDA=1 CUDA_GENCODE="-arch=sm_90" OPT=-O3 bin/clipprepd bin/pipeline-bench \
-     bin/tests/gpu_parity bin/tests/test_batch_twin >"$out/build.log" 2>&1; then
+B=build/gpu
+if make -j"$(nproc)" CUDA=1 CUDA_GENCODE="-arch=sm_90" BUILD=$B BIN=$B/bin $B/bin/clipprepd \
+     $B/bin/pipeline-bench $B/bin/tests/gpu_parity $B/bin/tests/test_batch_twin >"$out/build.log" 2>&1; then
   note "build (sm_90): ok"
 else
   note "build (sm_90): FAILED (see build.log)"; tail -30 "$out/build.log"; printf '%s\n' "${summary[@]}"; exit 1
 fi
 
-./bin/tests/test_batch_twin >"$out/twin.log" 2>&1 && note "host twin = CPU loops: ok" || note "host twin: FAILED"
-if ./bin/tests/gpu_parity >"$out/gpu-tests.log" 2>&1; then
+$B/bin/tests/test_batch_twin >"$out/twin.log" 2>&1 && note "host twin = CPU loops: ok" || note "host twin: FAILED"
+if $B/bin/tests/gpu_parity >"$out/gpu-tests.log" 2>&1; then
   note "GPU = CPU bit-for-bit: $(tail -1 "$out/gpu-tests.log")"
 else
   note "GPU tests: FAILED: $(tail -3 "$out/gpu-tests.log" | tr '\n' ' ')"
@@ -48,12 +49,13 @@ else
   for cls in 640x480 1920x1080 4000x3000; do
     set -- .bench/*_"$cls".jpg
     [[ -e $1 ]] || continue
-    cpu=$(./bin/pipeline-bench --mode full --threads "$threads" --seconds 3 "$@" 2>>"$out/bench.err")
+    cpu=$($B/bin/pipeline-bench --mode full --threads "$threads" --seconds 3 "$@" 2>>"$out/bench.err")
     echo "$cpu" >>"$out/bench.jsonl"
     line="$cls cpu($threads thr): $(sed -E 's/.*"cpu_ms_per_image":([0-9.]+).*"images_per_s":([0-9.]+).*/\2 img\/s, \1 CPU-ms\/img/' <<<"$cpu")"
     for b in 1 8 32 128 256; do
-      g=$(./bin/pipeline-bench --mode cuda --batch "$b" --threads "$threads" --seconds 3 "$@" 2>>"$out/bench.err")
+      g=$($B/bin/pipeline-bench --mode cuda --batch "$b" --threads "$threads" --seconds 3 "$@" 2>>"$out/bench.err")
       echo "$g" >>"$out/bench.jsonl"
+      if [[ -z $g ]]; then line+=" | cuda b$b: failed (bench.err)"; continue; fi
       line+=" | cuda b$b: $(sed -E 's/.*"cpu_ms_per_image":([0-9.]+).*"images_per_s":([0-9.]+).*/\2 img\/s, \1 CPU-ms/' <<<"$g")"
     done
     note "$line"
