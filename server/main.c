@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/random.h>
 #include <unistd.h>
 #include <webp/decode.h>
 #include <microhttpd.h>
@@ -111,6 +112,10 @@ int main(int argc, char **argv, char **envp)
     }
     log_set_level(cfg.log_level);
     srv.cfg = &cfg;
+    unsigned long long id_seed = 0; /* request ids differ across restarts */
+    if (getrandom(&id_seed, sizeof id_seed, 0) != (ssize_t)sizeof id_seed)
+        id_seed = (unsigned long long)time(NULL) << 20;
+    atomic_store(&srv.next_request_id, id_seed);
 
     if (!profiles_load_dir(cfg.profiles_dir, &srv.profiles, &err)) {
         fprintf(stderr, "clipprepd: profiles: %s\n", err.message);
