@@ -40,7 +40,7 @@ PY       := $(VENV)/bin/python
 PYTEST   := $(PY) -m pytest -q -p no:cacheprovider
 
 .PHONY: all deps run test unit venv test-http test-parity test-gpu test-asan fuzz fuzz-replay \
-        bench clean
+        bench clean test-container
 all: $(BIN)/clipprepd $(BIN)/pipeline-bench $(if $(filter 1,$(CUDA)),$(BIN)/tests/gpu_parity)
 
 deps:
@@ -115,6 +115,12 @@ test: deps
 	$(MAKE) venv
 	$(PYTEST) tests/http tests/parity
 	$(MAKE) test-asan
+
+# The image (Dockerfile) built and checked with podman: non-root, /healthz, same tensors as
+# bin/clipprepd, shm read from a second container, SIGTERM drain. Prints why and passes where
+# podman cannot run (CLIPPREP_REQUIRE_CONTAINER=1 makes that an error).
+test-container: all
+	bash scripts/test-container.sh
 
 # The unit tests, the fuzz corpora and the HTTP suite again under AddressSanitizer,
 # UndefinedBehaviorSanitizer and LeakSanitizer (CPU-only build).

@@ -1,6 +1,7 @@
 /* preprocess_route.c — POST /v1/preprocess: receive the body, validate everything that can be
  * validated without decoding (parameters, multipart, headers, pixel limits), then hand the
  * images to the batch queue with the connection suspended; answer when the last one is done. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,12 +61,17 @@ void request_unref(request *r)
     free(r);
 }
 
-static enum MHD_Result answer_error(request *r, cp_status status, int index, const char *fmt,
-                                    const char *detail)
+/* Answers a request-level error (index null) at once, before the request is accepted. */
+static enum MHD_Result answer_error(request *r, cp_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static enum MHD_Result answer_error(request *r, cp_status status, const char *fmt, ...)
 {
-    cp_error err;
-    cp_fail(&err, status, fmt, detail ? detail : "");
-    struct MHD_Response *resp = error_response(&err, index, &r->status);
+    cp_error err = {.status = status};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err.message, sizeof err.message, fmt, ap);
+    va_end(ap);
+    struct MHD_Response *resp = error_response(&err, -1, &r->status);
     atomic_store(&r->state, REQ_ANSWERED);
     return send_response(r->conn, r->status, resp, r->id);
 }
@@ -83,15 +89,14 @@ enum MHD_Result preprocess_first_call(request *r)
     if (cl) {
         char *end;
         unsigned long long n = strtoull(cl, &end, 10);
-        if (n > r->srv->cfg->max_body_bytes) {
-            char detail[96];
-            snprintf(detail, sizeof detail, "%llu bytes, limit %zu", n, r->srv->cfg->max_body_bytes);
-            return answer_error(r, CP_ERR_BODY_TOO_LARGE, -1, "request body too large: %s", detail);
-        }
+        if (n > r->srv->cfg->max_body_bytes)
+            return answer_error(r, CP_ERR_BODY_TOO_LARGE,
+                                "request body too large: %llu bytes, limit %zu (max_body_bytes)",
+                                n, r->srv->cfg->max_body_bytes);
         if (*end == '\0' && n > 0) {
             r->body = malloc((size_t)n);
             if (!r->body)
-                return answer_error(r, CP_ERR_OVERLOADED, -1, "out of memory%s", NULL);
+                return answer_error(r, CP_ERR_OVERLOADED, "out of memory");
             r->cap = (size_t)n;
         }
     }
@@ -166,24 +171,24 @@ static enum MHD_Result parse_params(request *r, bool *exif)
     query_args q = {.r = r};
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, collect_arg, &q);
     if (q.bad_key[0])
-        return answer_error(r, CP_ERR_INVALID_PARAMETER, -1,
+        return answer_error(r, CP_ERR_INVALID_PARAMETER,
                             "unknown query parameter '%s' (known: profile, format, dtype, exif, mode)",
                             q.bad_key);
     const char *pname = q.profile ? q.profile : r->srv->cfg->default_profile;
     r->prof = profiles_find(&r->srv->profiles, pname);
     if (!r->prof)
-        return answer_error(r, CP_ERR_UNKNOWN_PROFILE, -1,
+        return answer_error(r, CP_ERR_UNKNOWN_PROFILE,
                             "unknown profile '%s' (GET /v1/profiles lists them)", pname);
     r->fmt = OUT_NPY;
     if (q.format && !output_format_parse(q.format, &r->fmt))
-        return answer_error(r, CP_ERR_INVALID_PARAMETER, -1,
+        return answer_error(r, CP_ERR_INVALID_PARAMETER,
                             "format must be npy, raw or json, not '%s'", q.format);
     r->dtype = DTYPE_FLOAT32;
     if (q.dtype) {
         if (!strcmp(q.dtype, "float16"))
             r->dtype = DTYPE_FLOAT16;
         else if (strcmp(q.dtype, "float32"))
-            return answer_error(r, CP_ERR_INVALID_PARAMETER, -1,
+            return answer_error(r, CP_ERR_INVALID_PARAMETER,
                                 "dtype must be float32 or float16, not '%s'", q.dtype);
     }
     r->fast = r->prof->fast;
@@ -193,7 +198,7 @@ static enum MHD_Result parse_params(request *r, bool *exif)
         else if (!strcmp(q.mode, "exact"))
             r->fast = false;
         else
-            return answer_error(r, CP_ERR_INVALID_PARAMETER, -1,
+            return answer_error(r, CP_ERR_INVALID_PARAMETER,
                                 "mode must be exact or fast, not '%s'", q.mode);
     }
     *exif = r->prof->exif;
@@ -203,7 +208,7 @@ static enum MHD_Result parse_params(request *r, bool *exif)
         else if (!strcmp(q.exif, "0") || !strcmp(q.exif, "false"))
             *exif = false;
         else
-            return answer_error(r, CP_ERR_INVALID_PARAMETER, -1,
+            return answer_error(r, CP_ERR_INVALID_PARAMETER,
                                 "exif must be 0 or 1, not '%s'", q.exif);
     }
     return MHD_YES;
@@ -253,23 +258,22 @@ enum MHD_Result request_answer_error(request *r, const cp_error *err, int index)
 enum MHD_Result preprocess_body_complete(request *r)
 {
     const cp_config *cfg = r->srv->cfg;
-    if (r->body_too_large) {
-        char detail[64];
-        snprintf(detail, sizeof detail, "limit %zu bytes", cfg->max_body_bytes);
-        return answer_error(r, CP_ERR_BODY_TOO_LARGE, -1, "request body too large: %s", detail);
-    }
+    if (r->body_too_large)
+        return answer_error(r, CP_ERR_BODY_TOO_LARGE,
+                            "request body too large: limit %zu bytes (max_body_bytes)",
+                            cfg->max_body_bytes);
     bool exif = false;
     if (parse_params(r, &exif) != MHD_YES || atomic_load(&r->state) == REQ_ANSWERED)
         return MHD_YES;
     if (r->len == 0)
-        return answer_error(r, CP_ERR_BAD_REQUEST, -1,
-                            "empty request body: send an image, or multipart/form-data%s", NULL);
+        return answer_error(r, CP_ERR_BAD_REQUEST,
+                            "empty request body: send an image, or multipart/form-data");
     multipart_part *parts = malloc(sizeof *parts * (size_t)cfg->max_images_per_request);
     image_ref *images = malloc(sizeof *images * (size_t)cfg->max_images_per_request);
     if (!parts || !images) {
         free(parts);
         free(images);
-        return answer_error(r, CP_ERR_OVERLOADED, -1, "out of memory%s", NULL);
+        return answer_error(r, CP_ERR_OVERLOADED, "out of memory");
     }
     cp_error err = {0};
     int n = split_images(r, parts, cfg->max_images_per_request, &err);
