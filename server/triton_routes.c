@@ -4,6 +4,7 @@
  * extensions. Every profile is a model named after it. Errors are Triton-shaped:
  * {"error":"…"} with 400 (503 when overloaded or not ready). */
 #include <cjson/cJSON.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +25,15 @@ static enum MHD_Result v2_answer(request *r, int status, const char *json)
     return send_response(r->conn, status, resp, r->id);
 }
 
-static enum MHD_Result v2_error(request *r, int status, const char *fmt, const char *arg)
+static enum MHD_Result v2_error(request *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static enum MHD_Result v2_error(request *r, int status, const char *fmt, ...)
 {
     char msg[512];
-    snprintf(msg, sizeof msg, fmt, arg ? arg : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
     char *body = kserve_format_error(msg);
     enum MHD_Result ret = v2_answer(r, status, body ? body : "{\"error\":\"internal\"}");
     free(body);
@@ -100,9 +106,9 @@ enum MHD_Result triton_first_call(request *r)
     char *seg[8], buf[sizeof r->url];
     int n = segments(r, buf, seg);
     if (n < 0)
-        return v2_error(r, 400, "unknown endpoint%s", NULL);
+        return v2_error(r, 400, "unknown endpoint");
     if (n == 0 || (n == 1 && !seg[0][0]))
-        return is_get(r) ? server_metadata(r) : v2_error(r, 400, "use GET%s", NULL);
+        return is_get(r) ? server_metadata(r) : v2_error(r, 400, "use GET");
     if (!strcmp(seg[0], "health") && n == 2 && is_get(r)) {
         if (!strcmp(seg[1], "live"))
             return v2_answer(r, 200, NULL);
@@ -146,7 +152,7 @@ enum MHD_Result triton_first_call(request *r)
             return ret;
         }
     }
-    return v2_error(r, 400, "unknown endpoint or method%s", NULL);
+    return v2_error(r, 400, "unknown endpoint or method");
 }
 
 /* POST /v2/systemsharedmemory/... and /v2/cudasharedmemory/... with their JSON bodies. */
@@ -160,7 +166,7 @@ static enum MHD_Result shared_memory_call(request *r, char **seg, int n)
         return v2_answer(r, 200, NULL);
     }
     if (n != 4 || strcmp(seg[1], "region"))
-        return v2_error(r, 400, "unknown shared memory endpoint%s", NULL);
+        return v2_error(r, 400, "unknown shared memory endpoint");
     const char *name = seg[2], *op = seg[3];
     if (!strcmp(op, "unregister")) {
         if (!cuda)
@@ -168,7 +174,7 @@ static enum MHD_Result shared_memory_call(request *r, char **seg, int n)
         return v2_answer(r, 200, NULL);
     }
     if (strcmp(op, "register"))
-        return v2_error(r, 400, "unknown shared memory endpoint%s", NULL);
+        return v2_error(r, 400, "unknown shared memory endpoint");
     if (cuda)
         return v2_error(r, 400, "%s",
                         strcmp(r->srv->exec->backend, "cuda")
@@ -182,7 +188,7 @@ static enum MHD_Result shared_memory_call(request *r, char **seg, int n)
         (off && (!cJSON_IsNumber(off) || off->valuedouble < 0))) {
         cJSON_Delete(j);
         return v2_error(r, 400, "register needs {\"key\": string, \"offset\": integer, "
-                                "\"byte_size\": integer}%s", NULL);
+                                "\"byte_size\": integer}");
     }
     cp_error err = {0};
     bool ok = shm_regions_register(rs, name, key->valuestring,
@@ -209,10 +215,10 @@ static enum MHD_Result infer(request *r)
 {
     const cp_config *cfg = r->srv->cfg;
     if (r->body_too_large)
-        return v2_error(r, 400, "request body larger than max_body_bytes%s", NULL);
+        return v2_error(r, 400, "request body larger than max_body_bytes");
     r->kreq = calloc(1, sizeof *r->kreq);
     if (!r->kreq)
-        return v2_error(r, 503, "out of memory%s", NULL);
+        return v2_error(r, 503, "out of memory");
     const char *hl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                  "Inference-Header-Content-Length");
     cp_error err = {0};
@@ -220,7 +226,7 @@ static enum MHD_Result infer(request *r)
         return v2_error(r, 400, "%s", err.message);
     kserve_request *k = r->kreq;
     if (k->n_images == 0)
-        return v2_error(r, 400, "input 'images' holds no image%s", NULL);
+        return v2_error(r, 400, "input 'images' holds no image");
     r->dtype = k->fp16 ? DTYPE_FLOAT16 : DTYPE_FLOAT32;
     bool exif = k->exif >= 0 ? k->exif == 1 : r->prof->exif;
     const profile *p = r->prof;
@@ -234,31 +240,28 @@ static enum MHD_Result infer(request *r)
             return v2_error(r, 400, "Unable to find system shared memory region: '%s'", k->shm_region);
         if (k->shm_byte_size < tensor || k->shm_offset + tensor > size ||
             k->shm_offset + k->shm_byte_size > size) {
-            char msg[256];
-            snprintf(msg, sizeof msg,
-                     "output 'pixel_values' needs %llu bytes; shared_memory_byte_size %llu at "
-                     "offset %llu does not fit or region holds %llu",
-                     (unsigned long long)tensor, (unsigned long long)k->shm_byte_size,
-                     (unsigned long long)k->shm_offset, (unsigned long long)size);
-            return v2_error(r, 400, "%s", msg);
+            return v2_error(r, 400,
+                            "output 'pixel_values' needs %llu bytes; shared_memory_byte_size %llu "
+                            "at offset %llu does not fit or region holds %llu",
+                            (unsigned long long)tensor, (unsigned long long)k->shm_byte_size,
+                            (unsigned long long)k->shm_offset, (unsigned long long)size);
         }
         r->out_ptr = base + k->shm_offset;
         if ((uintptr_t)r->out_ptr % tensor_dtype_size(r->dtype))
             return v2_error(r, 400, "output 'pixel_values' must start at a multiple of its element "
-                                    "size in shared memory (region offset + shared_memory_offset)%s",
-                            NULL);
+                                    "size in shared memory (region offset + shared_memory_offset)");
     } else if (k->binary_output) {
         size_t len;
         char *hdr = binary_header(r, k->n_images, &len);
         if (!hdr)
-            return v2_error(r, 503, "out of memory%s", NULL);
+            return v2_error(r, 503, "out of memory");
         /* padded with spaces (valid JSON) so the tensor after it is 16-byte aligned */
         r->out_prefix = (len + 15) & ~(size_t)15;
         free(hdr);
     }
     image_ref *images = malloc(sizeof *images * (size_t)k->n_images);
     if (!images)
-        return v2_error(r, 503, "out of memory%s", NULL);
+        return v2_error(r, 503, "out of memory");
     for (int i = 0; i < k->n_images; i++)
         images[i] = (image_ref){k->images[i].data, k->images[i].len};
     enum MHD_Result ret = request_start(r, images, k->n_images, exif);
