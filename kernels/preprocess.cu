@@ -185,6 +185,46 @@ extern "C" bool cuda_engine_launch(cuda_engine *e, int i, const batch_layout *b,
                   "D2H output", err, err_cap);
 }
 
+extern "C" bool cuda_engine_copy_out_to_device(cuda_engine *e, int i, void *dst, size_t out_off,
+                                               size_t bytes, char *err, size_t err_cap)
+{
+    slot &s = e->slots[i];
+    // cudaMemcpyDefault: with unified addressing this also crosses devices (multi-GPU)
+    return report(cudaMemcpyAsync(dst, s.d_out + out_off, bytes, cudaMemcpyDefault, s.stream),
+                  "copy to the IPC pool", err, err_cap);
+}
+
+extern "C" void *cuda_ipc_pool_create(int device, size_t bytes, unsigned char handle[64],
+                                      char *err, size_t err_cap)
+{
+    void *p = nullptr;
+    cudaIpcMemHandle_t h;
+    static_assert(sizeof h == 64, "cudaIpcMemHandle_t is 64 bytes");
+    if (!report(cudaSetDevice(device), "cudaSetDevice", err, err_cap) ||
+        !report(cudaMalloc(&p, bytes), "cudaMalloc IPC pool", err, err_cap))
+        return nullptr;
+    if (!report(cudaIpcGetMemHandle(&h, p), "cudaIpcGetMemHandle", err, err_cap)) {
+        cudaFree(p);
+        return nullptr;
+    }
+    std::memcpy(handle, &h, 64);
+    return p;
+}
+
+extern "C" void cuda_ipc_pool_free(int device, void *ptr)
+{
+    if (ptr && cudaSetDevice(device) == cudaSuccess)
+        cudaFree(ptr);
+}
+
+extern "C" bool cuda_copy_host_to_device(int device, void *dst, const void *src, size_t bytes,
+                                         char *err, size_t err_cap)
+{
+    return report(cudaSetDevice(device), "cudaSetDevice", err, err_cap) &&
+           report(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "copy to the IPC pool",
+                  err, err_cap);
+}
+
 extern "C" bool cuda_engine_wait(cuda_engine *e, int i, char *err, size_t err_cap)
 {
     return report(cudaStreamSynchronize(e->slots[i].stream), "batch", err, err_cap);

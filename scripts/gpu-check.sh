@@ -28,7 +28,8 @@ note "card: ${card:-unknown}; date: $(date -u +%F)"
 
 B=build/gpu
 if make -j"$(nproc)" CUDA=1 CUDA_GENCODE="-arch=sm_90" BUILD=$B BIN=$B/bin $B/bin/clipprepd \
-     $B/bin/pipeline-bench $B/bin/tests/gpu_parity $B/bin/tests/test_batch_twin >"$out/build.log" 2>&1; then
+     $B/bin/pipeline-bench $B/bin/tests/gpu_parity $B/bin/tests/test_batch_twin \
+     $B/bin/tests/ipc_reader >"$out/build.log" 2>&1; then
   note "build (sm_90): ok"
 else
   note "build (sm_90): FAILED (see build.log)"; tail -30 "$out/build.log"; printf '%s\n' "${summary[@]}"; exit 1
@@ -39,6 +40,14 @@ if $B/bin/tests/gpu_parity >"$out/gpu-tests.log" 2>&1; then
   note "GPU = CPU bit-for-bit: $(tail -1 "$out/gpu-tests.log")"
 else
   note "GPU tests: FAILED: $(tail -3 "$out/gpu-tests.log" | tr '\n' ' ')"
+fi
+
+if [[ -e .bench/astronaut_640x480.jpg ]]; then
+  if bash tests/gpu/test_cuda_ipc.sh "$B/bin" .bench/astronaut_640x480.jpg >"$out/cuda-ipc.log" 2>&1; then
+    note "cuda_ipc read by a second process = format=raw: $(tail -1 "$out/cuda-ipc.log")"
+  else
+    note "cuda_ipc test: FAILED: $(tail -3 "$out/cuda-ipc.log" | tr '\n' ' ')"
+  fi
 fi
 
 imgs=(.bench/*.jpg)

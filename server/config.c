@@ -61,6 +61,7 @@ static const key_def keys[] = {
     {"unix_socket", KEY_PATH, FIELD(unix_socket), 1, 0},
     {"auth_token", KEY_STRING, FIELD(auth_token), 1, 0},
     {"fast_min_factor", KEY_INT, FIELD(fast_min_factor), 1, 16},
+    {"cuda_ipc_bytes", KEY_SIZE, FIELD(cuda_ipc_bytes), 0, (long long)SIZE_LIMIT},
     {"shm_name", KEY_STRING, FIELD(shm_name), 0, 0},
     {"shm_bytes", KEY_SIZE, FIELD(shm_bytes), 0, (long long)SIZE_LIMIT},
     {"shm_slot_bytes", KEY_SIZE, FIELD(shm_slot_bytes), 4096, (long long)SIZE_LIMIT},
@@ -99,6 +100,7 @@ void config_defaults(cp_config *cfg)
     cfg->unix_socket[0] = '\0';
     cfg->auth_token[0] = '\0';
     cfg->fast_min_factor = 2;
+    cfg->cuda_ipc_bytes = 256 * MIB;
     snprintf(cfg->shm_name, sizeof cfg->shm_name, "%s", "/clipprep");
     cfg->shm_bytes = 64 * MIB;
     cfg->shm_slot_bytes = 4 * MIB;

@@ -30,6 +30,8 @@ typedef struct {
     int fast_min_factor;       /* "fast_min_factor", default 2: mode=fast decodes JPEGs at the
                                   smallest 1/2, 1/4, 1/8 scale whose short side stays >= this
                                   factor x the profile's target size */
+    size_t cuda_ipc_bytes;     /* "cuda_ipc_bytes", default 256 MiB of GPU memory for
+                                  format=cuda_ipc (CUDA backend only); 0 disables it */
     char shm_name[128];        /* "shm_name", default "/clipprep": the format=shm pool object */
     size_t shm_bytes;          /* "shm_bytes", default 64 MiB; 0 disables the pool */
     size_t shm_slot_bytes;     /* "shm_slot_bytes", default 4 MiB; a tensor takes consecutive

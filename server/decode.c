@@ -3,6 +3,7 @@
  * commutes with a pure pixel permutation). */
 #include "decode.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -178,6 +179,31 @@ static void transpose_into(uint8_t *out, const uint8_t *in, size_t w, size_t h, 
     }
 }
 
+static int clampi(int v, int lo, int hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* The requested region clamped to the w x h output; false when there is none (0,0,0,0), when it
+ * is empty after clamping, or when it covers the whole image: then everything is decoded. */
+static bool region_of(const decode_options *opt, size_t w, size_t h, jpeg_region *r)
+{
+    if (!opt || (opt->region_x0 == 0 && opt->region_x1 == 0 && opt->region_y0 == 0 &&
+                 opt->region_y1 == 0))
+        return false;
+    if (w > (size_t)INT_MAX || h > (size_t)INT_MAX)
+        return false;
+    memset(r, 0, sizeof *r);
+    r->x0 = clampi(opt->region_x0, 0, (int)w);
+    r->x1 = clampi(opt->region_x1, 0, (int)w);
+    r->y0 = clampi(opt->region_y0, 0, (int)h);
+    r->y1 = clampi(opt->region_y1, 0, (int)h);
+    r->margin_x = r->margin_y = JPEG_REGION_MARGIN_DEFAULT;
+    if (r->x0 >= r->x1 || r->y0 >= r->y1)
+        return false;
+    return !(r->x0 == 0 && r->y0 == 0 && r->x1 == (int)w && r->y1 == (int)h);
+}
+
 bool decode_rgb(const uint8_t *data, size_t len, const image_header *hdr,
                 const decode_options *opt, uint8_t *dst, size_t dst_size, cp_error *err)
 {
@@ -221,9 +247,13 @@ bool decode_rgb(const uint8_t *data, size_t len, const image_header *hdr,
 
     bool ok;
     switch (hdr->format) {
-    case IMAGE_FORMAT_JPEG:
-        ok = decode_jpeg_pixels(data, len, hdr, max_scans, scale, target, err);
+    case IMAGE_FORMAT_JPEG: {
+        jpeg_region region;
+        bool use_region = orientation == 1 && region_of(opt, w, h, &region);
+        ok = decode_jpeg_pixels(data, len, hdr, max_scans, scale, use_region ? &region : NULL,
+                                target, err);
         break;
+    }
     case IMAGE_FORMAT_PNG: ok = decode_png_pixels(data, len, hdr, target, err); break;
     case IMAGE_FORMAT_WEBP: ok = decode_webp_pixels(data, len, hdr, target, err); break;
     default: ok = cp_fail(err, CP_ERR_INTERNAL, "decode_rgb: unknown format"); break;

@@ -33,6 +33,12 @@ typedef struct {
     int max_scans;          /* progressive JPEG scan limit; 0 = no limit */
     int scale_denom;        /* JPEG only: 0/1 = full size (exact), 2, 4 or 8 = libjpeg's
                                DCT-domain downscaling to ceil(side/scale_denom) (fast mode) */
+    int region_x0, region_x1, region_y0, region_y1; /* optional: only pixels in
+                               [x0,x1)x[y0,y1) (output coordinates, after scaling, before any
+                               orientation) must be exact; 0,0,0,0 = whole image. JPEG only and
+                               only without an orientation transform, otherwise ignored. Outside
+                               the region dst bytes are unspecified (partly left untouched).
+                               Clamped to the image; an empty region means the whole image. */
 } decode_options;
 
 const char *image_format_name(image_format f); /* "jpeg", "png", "webp", "unknown" */

@@ -20,10 +20,33 @@
 /* Largest width or height accepted for PNG and WebP (JPEG: libjpeg's own 65500). */
 #define DECODE_MAX_SIDE (1 << 24)
 
+/* Region decoding for JPEG (decode_options.region_*; see decode_jpeg.c "Region decoding").
+ * In: the region in output (scaled) coordinates, already clamped to the output size and
+ * non-empty; margin_x / margin_y: safety margins in iMCU columns / rows, or
+ * JPEG_REGION_MARGIN_DEFAULT for the defaults that the unit tests prove exact (other values
+ * exist so that the tests can show that smaller margins are NOT exact).
+ * Out (filled by decode_jpeg_pixels): what was actually decoded. */
+#define JPEG_REGION_MARGIN_DEFAULT (-1)
+
+typedef enum {
+    JPEG_REGION_FULL = 0,      /* whole image decoded (region covers it, or fallback) */
+    JPEG_REGION_CROP,          /* columns cropped, every row decoded (single-scan, one pass) */
+    JPEG_REGION_CROP_SKIP,     /* columns cropped, rows outside the band skipped */
+} jpeg_region_mode;
+
+typedef struct {
+    int x0, x1, y0, y1;        /* in */
+    int margin_x, margin_y;    /* in */
+    jpeg_region_mode mode;     /* out */
+    int dec_x0, dec_x1;        /* out: columns libjpeg decoded [dec_x0, dec_x1) */
+    int dec_y0, dec_y1;        /* out: rows written to dst [dec_y0, dec_y1) */
+    bool buffered;             /* out: single-scan file decoded in buffered-image mode */
+} jpeg_region;
+
 bool decode_jpeg_header(const uint8_t *data, size_t len, image_header *hdr, cp_error *err);
+/* region: NULL = whole image. */
 bool decode_jpeg_pixels(const uint8_t *data, size_t len, const image_header *hdr, int max_scans,
-                        int scale_denom,
-                        uint8_t *dst, cp_error *err);
+                        int scale_denom, jpeg_region *region, uint8_t *dst, cp_error *err);
 
 bool decode_png_header(const uint8_t *data, size_t len, image_header *hdr, cp_error *err);
 bool decode_png_pixels(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,

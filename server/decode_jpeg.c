@@ -271,6 +271,7 @@ typedef struct {
     uint8_t *cmyk_row;
     int max_scans;
     int scale_denom; /* 1 = full size */
+    jpeg_region *region; /* NULL = whole image */
 } jpeg_job;
 
 static void job_init(jpeg_job *j, const uint8_t *data, size_t len)
@@ -330,6 +331,122 @@ bool decode_jpeg_header(const uint8_t *data, size_t len, image_header *hdr, cp_e
     return finish(&job, header_run(&job, hdr, err), err);
 }
 
+/* ---- region decoding ------------------------------------------------------------------
+ *
+ * With a region (decode_options.region_*, output coordinates) only the pixels inside it must
+ * equal a full decode. libjpeg-turbo offers two tools:
+ *   jpeg_crop_scanline()  columns: aligns the start down to an iMCU column (W output pixels)
+ *                         and IDCTs / upsamples / converts only the cropped columns;
+ *   jpeg_skip_scanlines() rows: skips IDCT, upsampling and colour conversion of rows.
+ * Neither may change a pixel inside the region, nor which files fail and how.
+ *
+ * Columns. The crop is widened by margin_x iMCU columns on each side (clamped to the image),
+ * so the cropped edges, where the decoder sees an artificial image edge, stay away from the
+ * region. What an artificial left/right edge changes (libjpeg-turbo 2.1.5):
+ *   - fancy upsampling (h2v1, h2v2): the outermost output pixel(s) at each cropped edge, since
+ *     the neighbouring chroma sample is replaced by edge replication;
+ *   - progressive block smoothing (decompress_smooth_data): the first TWO block columns of
+ *     each component at the cropped left edge (their left DC neighbours are taken from the
+ *     first block); the right side reads its neighbours from the real image (exact).
+ * A component block spans W/h_samp <= W output pixels, so the left edge damage ends before
+ * 2W + 2 pixels; the right edge damage is at most 2 pixels, and upsampling is the only
+ * horizontal context. Margin 3 (W*3 >= 2W + 2 for every W >= 2; W = 1 only for single-
+ * component 1/8 scaling, which has no upsampling and needs 2 pixels) therefore suffices; the
+ * unit tests show it exact over the sampling-factor x mode x scale x region matrix and show
+ * that margin 0 is not.
+ *
+ * Rows. Skipping is only used where ALL entropy-coded data is consumed before any output
+ * row, so that skipping cannot touch the input side (libjpeg.txt: jpeg_skip_scanlines() does
+ * not support suspending sources — in single-scan mode it calls decode_mcu() and ignores a
+ * suspension, and skipping to the bottom marks EOI as reached without reading the rest):
+ *   - multi-scan files (progressive, or non-interleaved sequential): jpeg_start_decompress()
+ *     already reads everything up to EOI through our suspending source, exactly as before;
+ *   - single-scan files in buffered-image mode: jpeg_consume_input() decodes every MCU into
+ *     the coefficient buffer, through the same suspending source, calling the same
+ *     decode_mcu() sequence with the same exposed bytes as the one-pass decoder would (so
+ *     suspensions, 64 KiB feeding, truncation and the arithmetic-coding failure are
+ *     unchanged); a suspension after the last MCU (while looking for EOI) ends input without
+ *     error, like the suspension in jpeg_finish_decompress() of a normal decode. Output then
+ *     comes from the coefficient buffer with the same IDCT / upsampling / colour conversion
+ *     (no block smoothing: that needs progressive mode). This costs a whole-image coefficient
+ *     buffer, so it is only used when at least a quarter of the rows can be skipped;
+ *     otherwise single-scan files are cropped but every row is decoded (one pass).
+ * The band starts margin_y iMCU rows above y0, aligned down to an iMCU row. jpeg_skip_scanlines
+ * decodes (and discards) the last iMCU row before the target in context-upsampling modes,
+ * which gives the first kept row its upper chroma context; block smoothing reads neighbour
+ * rows from the coefficient buffer, which skipping does not touch. Rows after y1 are skipped
+ * to the bottom (input is complete by then). Margin 0 is proven exact by the tests; the
+ * default keeps 1 iMCU row for robustness. */
+#define REGION_MARGIN_X 3
+#define REGION_MARGIN_Y 1
+
+typedef struct {
+    bool crop;                 /* call jpeg_crop_scanline(xoff, xwidth) */
+    bool skip;                 /* rows outside [y0, y1) are skipped */
+    bool buffered;             /* single-scan file in buffered-image mode (implies skip) */
+    JDIMENSION xoff, xwidth;   /* crop request; libjpeg aligns xoff down */
+    JDIMENSION y0, y1;         /* rows decoded into dst when skipping */
+    JDIMENSION conv_y0, conv_y1; /* rows whose gray / CMYK conversion is needed */
+} region_plan;
+
+static JDIMENSION clamp_sub(JDIMENSION a, JDIMENSION b)
+{
+    return a > b ? a - b : 0;
+}
+
+/* After jpeg_calc_output_dimensions(): how to decode r (NULL = everything). */
+static region_plan plan_region(const struct jpeg_decompress_struct *cinfo, const jpeg_region *r)
+{
+    const JDIMENSION w = cinfo->output_width, h = cinfo->output_height;
+    region_plan p;
+    memset(&p, 0, sizeof p);
+    p.xwidth = w;
+    p.y1 = h;
+    p.conv_y1 = h;
+    if (!r || r->x0 < 0 || r->y0 < 0 || r->x0 >= r->x1 || r->y0 >= r->y1 ||
+        (JDIMENSION)r->x1 > w || (JDIMENSION)r->y1 > h)
+        return p;
+    /* iMCU column width and row height in output pixels, as jpeg_crop_scanline() and
+     * jpeg_skip_scanlines() compute them */
+    const JDIMENSION iw = (JDIMENSION)cinfo->min_DCT_scaled_size *
+                          (cinfo->comps_in_scan == 1 && cinfo->num_components == 1
+                               ? 1 : (JDIMENSION)cinfo->max_h_samp_factor);
+    const JDIMENSION ih = (JDIMENSION)cinfo->min_DCT_scaled_size *
+                          (JDIMENSION)cinfo->max_v_samp_factor;
+    const JDIMENSION mx = (JDIMENSION)(r->margin_x >= 0 ? r->margin_x : REGION_MARGIN_X);
+    const JDIMENSION my = (JDIMENSION)(r->margin_y >= 0 ? r->margin_y : REGION_MARGIN_Y);
+
+    JDIMENSION x0 = clamp_sub((JDIMENSION)r->x0, mx * iw);
+    JDIMENSION x1 = (JDIMENSION)r->x1 + mx * iw;
+    if (x1 > w)
+        x1 = w;
+    x0 -= x0 % iw;
+    if (x0 > 0 || x1 < w) {
+        p.crop = true;
+        p.xoff = x0;
+        p.xwidth = x1 - x0;
+    }
+
+    JDIMENSION y0 = clamp_sub((JDIMENSION)r->y0, my * ih);
+    y0 -= y0 % ih;
+    JDIMENSION y1 = (JDIMENSION)r->y1;
+    p.conv_y0 = (JDIMENSION)r->y0;
+    p.conv_y1 = y1;
+    if (y0 > 0 || y1 < h) {
+        bool multiscan = cinfo->progressive_mode || cinfo->comps_in_scan < cinfo->num_components;
+        if (multiscan) {
+            p.skip = true;
+        } else if ((uint64_t)(h - (y1 - y0)) * 4 >= h) {
+            p.skip = p.buffered = true;
+        }
+        if (p.skip) {
+            p.y0 = y0;
+            p.y1 = y1;
+        }
+    }
+    return p;
+}
+
 static int pixels_run(jpeg_job *j, const image_header *hdr, uint8_t *dst, cp_error *err)
 {
     struct jpeg_decompress_struct *cinfo = &j->cinfo;
@@ -355,13 +472,36 @@ static int pixels_run(jpeg_job *j, const image_header *hdr, uint8_t *dst, cp_err
     /* fast mode: libjpeg's DCT-domain scaling (a reduced IDCT), 1/2, 1/4 or 1/8 */
     cinfo->scale_num = 1;
     cinfo->scale_denom = (unsigned)j->scale_denom;
-    while (!jpeg_start_decompress(cinfo))
-        if (!feed_resume(&j->src))
-            return RUN_TRUNCATED;
+    jpeg_calc_output_dimensions(cinfo);
     const size_t w = cinfo->output_width, h = cinfo->output_height, stride = w * 3;
     const int d = j->scale_denom;
     if ((int)w != (hdr->width + d - 1) / d || (int)h != (hdr->height + d - 1) / d ||
         cinfo->output_components != ncomp)
+        return RUN_MISMATCH;
+    region_plan plan = plan_region(cinfo, j->region);
+    if (plan.buffered)
+        cinfo->buffered_image = TRUE;
+
+    while (!jpeg_start_decompress(cinfo))
+        if (!feed_resume(&j->src))
+            return RUN_TRUNCATED;
+    if (plan.buffered) {
+        /* all entropy-coded data first (see "Region decoding" above) */
+        for (;;) {
+            int rc = jpeg_consume_input(cinfo);
+            if (rc == JPEG_REACHED_EOI)
+                break;
+            if (rc != JPEG_SUSPENDED)
+                continue;
+            if (cinfo->input_iMCU_row >= cinfo->total_iMCU_rows)
+                break; /* scan complete, suspended looking for EOI: like finish_decompress */
+            if (!feed_resume(&j->src))
+                return RUN_TRUNCATED;
+        }
+        if (!jpeg_start_output(cinfo, cinfo->input_scan_number))
+            return RUN_MISMATCH; /* cannot happen: no dummy passes without quantization */
+    }
+    if (cinfo->output_width != w || cinfo->output_height != h)
         return RUN_MISMATCH;
     if (ncomp == 4) {
         j->cmyk_row = malloc(w * 4);
@@ -369,16 +509,37 @@ static int pixels_run(jpeg_job *j, const image_header *hdr, uint8_t *dst, cp_err
             return RUN_NOMEM;
     }
 
-    while (cinfo->output_scanline < h) {
+    JDIMENSION xoff = 0, cw = (JDIMENSION)w;
+    if (plan.crop) {
+        xoff = plan.xoff;
+        cw = plan.xwidth;
+        jpeg_crop_scanline(cinfo, &xoff, &cw);
+        if ((size_t)xoff + cw > w || cinfo->output_width != cw)
+            return RUN_MISMATCH;
+    }
+    const JDIMENSION row_end = plan.skip ? plan.y1 : (JDIMENSION)h;
+    if (plan.skip && plan.y0 > 0 && jpeg_skip_scanlines(cinfo, plan.y0) != plan.y0)
+        return RUN_MISMATCH;
+    if (j->region) {
+        j->region->mode = plan.skip ? JPEG_REGION_CROP_SKIP
+                          : plan.crop ? JPEG_REGION_CROP : JPEG_REGION_FULL;
+        j->region->buffered = plan.buffered;
+        j->region->dec_x0 = (int)xoff;
+        j->region->dec_x1 = (int)(xoff + cw);
+        j->region->dec_y0 = (int)cinfo->output_scanline;
+        j->region->dec_y1 = (int)row_end;
+    }
+
+    while (cinfo->output_scanline < row_end) {
         size_t y = cinfo->output_scanline;
         JSAMPROW rows[8];
         JDIMENSION want = 1;
         if (ncomp == 4) {
             rows[0] = j->cmyk_row;
         } else {
-            want = (JDIMENSION)(h - y < 8 ? h - y : 8);
+            want = (JDIMENSION)(row_end - y < 8 ? row_end - y : 8);
             for (JDIMENSION i = 0; i < want; i++)
-                rows[i] = dst + (y + i) * stride;
+                rows[i] = dst + (y + i) * stride + (size_t)xoff * 3;
         }
         JDIMENSION got = jpeg_read_scanlines(cinfo, rows, want);
         if (got == 0) { /* suspended */
@@ -388,19 +549,25 @@ static int pixels_run(jpeg_job *j, const image_header *hdr, uint8_t *dst, cp_err
         }
         if (ncomp == 1) {
             for (JDIMENSION i = 0; i < got; i++) {
+                if (y + i < plan.conv_y0 || y + i >= plan.conv_y1)
+                    continue;
                 uint8_t *r = rows[i];
-                for (size_t x = w; x-- > 0;) {
+                for (size_t x = cw; x-- > 0;) {
                     uint8_t v = r[x];
                     r[3 * x] = r[3 * x + 1] = r[3 * x + 2] = v;
                 }
             }
-        } else if (ncomp == 4) {
+        } else if (ncomp == 4 && y >= plan.conv_y0 && y < plan.conv_y1) {
             const uint8_t *s = j->cmyk_row;
-            uint8_t *o = dst + y * stride;
-            for (size_t x = 0; x < w; x++, s += 4, o += 3) /* "CMYK;I": invert first */
+            uint8_t *o = dst + y * stride + (size_t)xoff * 3;
+            for (size_t x = 0; x < cw; x++, s += 4, o += 3) /* "CMYK;I": invert first */
                 decode_cmyk_to_rgb(o, 255u - s[0], 255u - s[1], 255u - s[2], 255u - s[3]);
         }
     }
+    if (plan.buffered)
+        return RUN_OK; /* input was read to EOI (or its suspension) above */
+    if (plan.skip && row_end < h)
+        jpeg_skip_scanlines(cinfo, (JDIMENSION)(h - row_end)); /* input is complete */
     /* Like Pillow: all rows are in; a suspension while looking for EOI ends decoding without
      * feeding more data, an error while reading trailing markers fails (Pillow's decoder
      * reports it as a broken data stream). */
@@ -409,11 +576,18 @@ static int pixels_run(jpeg_job *j, const image_header *hdr, uint8_t *dst, cp_err
 }
 
 bool decode_jpeg_pixels(const uint8_t *data, size_t len, const image_header *hdr, int max_scans,
-                        int scale_denom, uint8_t *dst, cp_error *err)
+                        int scale_denom, jpeg_region *region, uint8_t *dst, cp_error *err)
 {
     jpeg_job job;
     job_init(&job, data, len);
     job.max_scans = max_scans;
     job.scale_denom = scale_denom > 1 ? scale_denom : 1;
+    job.region = region;
+    if (region) {
+        region->mode = JPEG_REGION_FULL;
+        region->buffered = false;
+        region->dec_x0 = region->dec_y0 = 0;
+        region->dec_x1 = region->dec_y1 = 0;
+    }
     return finish(&job, pixels_run(&job, hdr, dst, err), err);
 }

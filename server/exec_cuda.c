@@ -107,7 +107,8 @@ static void finish_slot(gpu_worker *ce, int si)
         if (ok) {
             size_t bytes = (size_t)3 * j->prof->out_height * j->prof->out_width *
                            tensor_dtype_size(j->dtype);
-            memcpy(j->out, out + s->layout.descs[d].out_off, bytes);
+            if (!j->out_on_device) /* device outputs were copied on the stream at launch */
+                memcpy(j->out, out + s->layout.descs[d].out_off, bytes);
             job_complete(j, NULL);
         } else {
             fail_job(j, CP_ERR_UNAVAILABLE, "GPU failure while processing the batch");
@@ -189,8 +190,22 @@ static void launch_chunk(gpu_worker *ce, int si, job **jobs, int n)
     char err[256] = "";
     s->busy = true;
     s->launched_ns = monotonic_ns();
-    if (!cuda_engine_launch(ce->eng, si, &s->layout, off, err, sizeof err))
+    if (!cuda_engine_launch(ce->eng, si, &s->layout, off, err, sizeof err)) {
         mark_broken(ce, err); /* finish_slot's wait reports it to the jobs */
+        return;
+    }
+    for (int i = 0, k = 0; i < n; i++) { /* format=cuda_ipc: device to device, same stream */
+        job *j = s->jobs[i];
+        if (!s->ok[i])
+            continue;
+        size_t bytes = (size_t)3 * j->prof->out_height * j->prof->out_width *
+                       tensor_dtype_size(j->dtype);
+        if (j->out_on_device &&
+            !cuda_engine_copy_out_to_device(ce->eng, si, j->out, s->layout.descs[k].out_off,
+                                            bytes, err, sizeof err))
+            mark_broken(ce, err);
+        k++;
+    }
 }
 
 /* What one image needs from a slot; false if it can never fit (CPU path). */
@@ -213,6 +228,26 @@ static bool slot_needs(const gpu_worker *ce, const job *j, size_t *staging, size
     const cuda_engine_sizes *z = &ce->sizes;
     return *staging <= z->staging_bytes && *tmp <= z->tmp_bytes && *coeffs <= z->coeff_ints &&
            *out <= z->out_bytes;
+}
+
+/* The CPU path for an image too large for a slot; a device destination gets a host copy. */
+static bool process_cpu_path(gpu_worker *ce, job *j, cpu_scratch *scratch, cp_error *e)
+{
+    if (!j->out_on_device)
+        return process_job_cpu(j, scratch, e);
+    size_t bytes = (size_t)3 * j->prof->out_height * j->prof->out_width *
+                   tensor_dtype_size(j->dtype);
+    void *device_out = j->out, *host = malloc(bytes);
+    if (!host)
+        return cp_fail(e, CP_ERR_OVERLOADED, "out of memory");
+    j->out = host;
+    char err[256];
+    bool ok = process_job_cpu(j, scratch, e);
+    if (ok && !cuda_copy_host_to_device(ce->device, device_out, host, bytes, err, sizeof err))
+        ok = cp_fail(e, CP_ERR_UNAVAILABLE, "%s", err);
+    j->out = device_out;
+    free(host);
+    return ok;
 }
 
 static void run_batch(gpu_worker *ce, job **jobs, int n)
@@ -239,7 +274,7 @@ static void run_batch(gpu_worker *ce, job **jobs, int n)
             if (!slot_needs(ce, j, &a, &b, &c, &d)) {
                 cpu_scratch scratch = {0}; /* rare: larger than a slot, exact on the CPU too */
                 cp_error e = {0};
-                bool ok = process_job_cpu(j, &scratch, &e);
+                bool ok = process_cpu_path(ce, j, &scratch, &e);
                 cpu_scratch_free(&scratch);
                 job_complete(j, ok ? NULL : &e);
                 i++;

@@ -124,22 +124,26 @@ static bool method_is(const char *m, const char *want) { return !strcmp(m, want)
 
 static enum MHD_Result answer_shm(request *r)
 {
-    if (!r->srv->shm) {
-        char body[400], esc[300];
-        json_escape(r->srv->shm_error, esc, sizeof esc);
-        snprintf(body, sizeof body, "{\"pools\":[],\"unavailable\":\"%s\"}", esc);
-        return answer_json(r, 200, body);
-    }
-    char pool[1024], body[1100];
-    shm_pool_describe(r->srv->shm, pool, sizeof pool);
-    snprintf(body, sizeof body, "{\"pools\":[%s]}", pool);
+    server_ctx *srv = r->srv;
+    char shm[1024] = "", ipc[1024] = "", body[2600], e1[300], e2[300];
+    if (srv->shm)
+        shm_pool_describe(srv->shm, shm, sizeof shm);
+    if (srv->ipc_pool)
+        shm_pool_describe(srv->ipc_pool, ipc, sizeof ipc);
+    json_escape(srv->shm_error, e1, sizeof e1);
+    json_escape(srv->ipc_error, e2, sizeof e2);
+    snprintf(body, sizeof body,
+             "{\"pools\":[%s],\"cuda_ipc_pools\":[%s],\"unavailable\":{\"shm\":\"%s\","
+             "\"cuda_ipc\":\"%s\"}}",
+             shm, ipc, srv->shm ? "" : e1, srv->ipc_pool ? "" : e2);
     return answer_json(r, 200, body);
 }
 
 static enum MHD_Result answer_lease_delete(request *r, const char *url)
 {
     const char *id = url + strlen("/v1/leases/");
-    if (r->srv->shm && shm_pool_release(r->srv->shm, id))
+    if ((r->srv->shm && shm_pool_release(r->srv->shm, id)) ||
+        (r->srv->ipc_pool && shm_pool_release(r->srv->ipc_pool, id)))
         return answer_json(r, 200, "{\"released\":true}");
     return answer_status(r, CP_ERR_NOT_FOUND, "no such lease (released, expired or never issued)",
                          NULL);

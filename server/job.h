@@ -22,6 +22,7 @@ typedef struct job {
     const normalize_table *table;
     tensor_dtype dtype;
     void *out;                   /* this image's 3*H*W slot in the request's output tensor */
+    bool out_on_device;          /* out is a device address (format=cuda_ipc, CUDA executor) */
     uint64_t enqueue_ns;         /* monotonic time it entered the queue */
 } job;
 

@@ -19,6 +19,9 @@
 #include "server.h"
 #include "shm_pool.h"
 #include "shm_regions.h"
+#ifdef CLIPPREP_WITH_CUDA
+#include "../kernels/cuda_engine.h"
+#endif
 
 #ifdef CLIPPREP_WITH_CUDA
 #define CUDA_FEATURE "yes"
@@ -79,6 +82,39 @@ static executor *start_executor(server_ctx *srv, cp_error *err)
     if (workers < 1)
         workers = 1;
     return executor_cpu_create(&srv->queue, workers, err);
+}
+
+/* format=cuda_ipc: a device buffer on GPU 0 exported once, with slots and leases over it. */
+static void start_ipc_pool(server_ctx *srv)
+{
+    const cp_config *cfg = srv->cfg;
+    if (strcmp(srv->exec->backend, "cuda")) {
+        snprintf(srv->ipc_error, sizeof srv->ipc_error,
+                 "needs the CUDA backend (this daemon runs on the CPU)");
+        return;
+    }
+    if (cfg->cuda_ipc_bytes == 0) {
+        snprintf(srv->ipc_error, sizeof srv->ipc_error, "disabled (cuda_ipc_bytes is 0)");
+        return;
+    }
+#ifdef CLIPPREP_WITH_CUDA
+    char cerr[256] = "";
+    srv->ipc_device = 0;
+    srv->ipc_base = cuda_ipc_pool_create(0, cfg->cuda_ipc_bytes, srv->ipc_handle, cerr, sizeof cerr);
+    cp_error err = {0};
+    if (srv->ipc_base)
+        srv->ipc_pool = shm_pool_create_external("cuda:0", srv->ipc_base, cfg->cuda_ipc_bytes,
+                                                 cfg->shm_slot_bytes,
+                                                 (uint64_t)cfg->shm_lease_ttl_ms, &err);
+    if (!srv->ipc_pool) {
+        snprintf(srv->ipc_error, sizeof srv->ipc_error, "%s", cerr[0] ? cerr : err.message);
+        cuda_ipc_pool_free(0, srv->ipc_base);
+        srv->ipc_base = NULL;
+        char esc[300];
+        json_escape(srv->ipc_error, esc, sizeof esc);
+        log_event(LOG_WARN, "format=cuda_ipc disabled", "\"reason\":\"%s\"", esc);
+    }
+#endif
 }
 
 /* Waits for in-flight requests to be answered, up to timeout_s. */
@@ -161,6 +197,7 @@ int main(int argc, char **argv, char **envp)
         fprintf(stderr, "clipprepd: %s\n", err.message);
         return 2;
     }
+    start_ipc_pool(&srv);
     if (!http_start(&srv, &err)) {
         fprintf(stderr, "clipprepd: %s\n", err.message);
         queue_close(&srv.queue);
@@ -195,6 +232,10 @@ int main(int argc, char **argv, char **envp)
     srv.exec->ops->destroy(srv.exec);
     queue_destroy(&srv.queue);
     shm_pool_destroy(srv.shm);
+    shm_pool_destroy(srv.ipc_pool);
+#ifdef CLIPPREP_WITH_CUDA
+    cuda_ipc_pool_free(srv.ipc_device, srv.ipc_base);
+#endif
     shm_regions_destroy(srv.regions);
     profiles_free(&srv.profiles);
     free(srv.tables);

@@ -182,7 +182,7 @@ static enum MHD_Result parse_params(request *r, bool *exif)
     r->fmt = OUT_NPY;
     if (q.format && !output_format_parse(q.format, &r->fmt))
         return answer_error(r, CP_ERR_INVALID_PARAMETER,
-                            "format must be npy, raw or json, not '%s'", q.format);
+                            "format must be npy, raw, json, shm or cuda_ipc, not '%s'", q.format);
     r->dtype = DTYPE_FLOAT32;
     if (q.dtype) {
         if (!strcmp(q.dtype, "float16"))
@@ -303,8 +303,10 @@ static void place_output(request *r, uint8_t *base)
     const profile *p = r->prof;
     size_t slot = (size_t)3 * p->out_height * p->out_width * tensor_dtype_size(r->dtype);
     r->out_ptr = base;
-    for (int i = 0; i < r->n_images; i++)
+    for (int i = 0; i < r->n_images; i++) {
         r->jobs[i].out = base + slot * (size_t)i;
+        r->jobs[i].out_on_device = r->fmt == OUT_CUDA_IPC && r->protocol == PROTO_V1;
+    }
 }
 
 /* Queues the jobs of an accepted (suspended) request; on a full queue it fails the request. */
@@ -322,7 +324,7 @@ static void queue_jobs(request *r)
 static void shm_granted(void *ctx, const shm_lease *lease)
 {
     request *r = ctx;
-    snprintf(r->lease_id, sizeof r->lease_id, "%s", lease->id);
+    snprintf(r->lease_id, sizeof r->lease_id, "%s", lease->id); /* r->lease_pool set before */
     r->lease_offset = lease->offset;
     place_output(r, lease->ptr);
     queue_jobs(r);
@@ -376,24 +378,31 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
 
     if (r->protocol == PROTO_V2 && r->region) { /* a client-registered region (triton_routes.c) */
         place_output(r, r->out_ptr);
-    } else if (r->fmt == OUT_SHM) {
-        if (!srv->shm) {
-            cp_fail(&err, CP_ERR_UNAVAILABLE, "format=shm is unavailable: %s", srv->shm_error);
+    } else if (r->fmt == OUT_SHM || r->fmt == OUT_CUDA_IPC) {
+        bool ipc = r->fmt == OUT_CUDA_IPC;
+        shm_pool *pool = ipc ? srv->ipc_pool : srv->shm;
+        if (!pool) {
+            if (ipc)
+                cp_fail(&err, CP_ERR_INVALID_PARAMETER, "format=cuda_ipc is unavailable: %s",
+                        srv->ipc_error);
+            else
+                cp_fail(&err, CP_ERR_UNAVAILABLE, "format=shm is unavailable: %s", srv->shm_error);
             return request_answer_error(r, &err, -1);
         }
+        r->lease_pool = pool;
         shm_lease lease;
         bool never;
-        if (shm_pool_acquire(srv->shm, tensor, &lease, &never)) {
+        if (shm_pool_acquire(pool, tensor, &lease, &never)) {
             snprintf(r->lease_id, sizeof r->lease_id, "%s", lease.id);
             r->lease_offset = lease.offset;
             place_output(r, lease.ptr);
         } else if (never) {
-            cp_fail(&err, CP_ERR_TOO_MANY_IMAGES,
-                    "the tensor (%zu bytes) is larger than the shm pool (shm_bytes)", tensor);
+            cp_fail(&err, CP_ERR_TOO_MANY_IMAGES, "the tensor (%zu bytes) is larger than the %s",
+                    tensor, ipc ? "CUDA IPC pool (cuda_ipc_bytes)" : "shm pool (shm_bytes)");
             return request_answer_error(r, &err, -1);
         } else { /* wait for room, suspended, up to the request deadline */
             accept_and_suspend(r);
-            shm_pool_wait(srv->shm, tensor,
+            shm_pool_wait(pool, tensor,
                           r->start_ns + (uint64_t)cfg->request_timeout_s * 1000000000u,
                           shm_granted, shm_timed_out, r);
             return MHD_YES;
@@ -414,7 +423,7 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
 
     if (!queue_reserve(&srv->queue, n)) {
         if (r->lease_id[0])
-            shm_pool_release(srv->shm, r->lease_id);
+            shm_pool_release(r->lease_pool, r->lease_id);
         r->lease_id[0] = '\0';
         cp_fail(&err, CP_ERR_OVERLOADED, "queue full (queue_capacity reached); retry later");
         return request_answer_error(r, &err, -1);
@@ -451,20 +460,46 @@ static void add_tensor_headers(request *r, struct MHD_Response *resp, const char
     MHD_add_response_header(resp, "X-Preprocess-Mode", r->fast ? "fast" : "exact");
 }
 
+static void base64(const unsigned char *in, size_t n, char *out)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0) |
+                     (i + 2 < n ? in[i + 2] : 0);
+        out[o++] = abc[v >> 18 & 63];
+        out[o++] = abc[v >> 12 & 63];
+        out[o++] = i + 1 < n ? abc[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < n ? abc[v & 63] : '=';
+    }
+    out[o] = '\0';
+}
+
+/* format=shm / cuda_ipc: where the tensor is, and the lease that keeps it there. */
 static struct MHD_Response *shm_answer(request *r)
 {
     const profile *p = r->prof;
     uint64_t ttl_ms = 0;
-    shm_pool_renew(r->srv->shm, r->lease_id, &ttl_ms); /* the ttl runs from the answer */
-    char key[300], body[1024];
-    json_escape(shm_pool_key(r->srv->shm), key, sizeof key);
+    shm_pool_renew(r->lease_pool, r->lease_id, &ttl_ms); /* the ttl runs from the answer */
+    char where[400], body[1200];
     size_t bytes = (size_t)r->n_images * 3 * p->out_height * p->out_width * tensor_dtype_size(r->dtype);
+    if (r->fmt == OUT_CUDA_IPC) {
+        char handle[96];
+        base64(r->srv->ipc_handle, 64, handle);
+        snprintf(where, sizeof where,
+                 "\"cuda\":{\"raw_handle\":\"%s\",\"device_id\":%d,\"offset\":%llu,\"byte_size\":%zu}",
+                 handle, r->srv->ipc_device, (unsigned long long)r->lease_offset, bytes);
+    } else {
+        char key[300];
+        json_escape(shm_pool_key(r->lease_pool), key, sizeof key);
+        snprintf(where, sizeof where, "\"shm\":{\"key\":\"%s\",\"offset\":%llu,\"byte_size\":%zu}",
+                 key, (unsigned long long)r->lease_offset, bytes);
+    }
     snprintf(body, sizeof body,
              "{\"profile\":\"%s\",\"shape\":[%d,3,%d,%d],\"dtype\":\"%s\",\"layout\":\"NCHW\","
-             "\"shm\":{\"key\":\"%s\",\"offset\":%llu,\"byte_size\":%zu},"
-             "\"lease\":{\"id\":\"%s\",\"expires_in_ms\":%llu}}",
-             p->name, r->n_images, p->out_height, p->out_width, tensor_dtype_name(r->dtype), key,
-             (unsigned long long)r->lease_offset, bytes, r->lease_id, (unsigned long long)ttl_ms);
+             "%s,\"lease\":{\"id\":\"%s\",\"expires_in_ms\":%llu}}",
+             p->name, r->n_images, p->out_height, p->out_width, tensor_dtype_name(r->dtype), where,
+             r->lease_id, (unsigned long long)ttl_ms);
     return json_response(body);
 }
 
@@ -473,7 +508,7 @@ static void build_response(request *r)
 {
     const profile *p = r->prof;
     if (r->err.status != CP_OK && r->lease_id[0]) { /* a failed request holds no lease */
-        shm_pool_release(r->srv->shm, r->lease_id);
+        shm_pool_release(r->lease_pool, r->lease_id);
         r->lease_id[0] = '\0';
     }
     if (r->protocol == PROTO_V2) {
@@ -487,7 +522,7 @@ static void build_response(request *r)
         return;
     }
     struct MHD_Response *resp = NULL;
-    if (r->fmt == OUT_SHM) {
+    if (r->fmt == OUT_SHM || r->fmt == OUT_CUDA_IPC) {
         resp = shm_answer(r);
     } else if (r->fmt == OUT_JSON) {
         size_t len;
@@ -510,7 +545,8 @@ static void build_response(request *r)
         r->response = error_response(&err, -1, &r->response_status);
         return;
     }
-    add_tensor_headers(r, resp, r->fmt == OUT_SHM ? NULL : output_format_content_type(r->fmt));
+    add_tensor_headers(r, resp, r->fmt == OUT_SHM || r->fmt == OUT_CUDA_IPC
+                                    ? NULL : output_format_content_type(r->fmt));
     r->response = resp;
     r->response_status = 200;
     metrics_add_images((uint64_t)r->n_images);

@@ -57,7 +57,8 @@ typedef struct request {
     uint8_t *out_buf;         /* [npy header][N*3*H*W values] (NULL when written to shm) */
     size_t out_prefix, out_size;
     uint8_t *out_ptr;         /* where the tensor goes: in out_buf, a lease or a region */
-    char lease_id[40];        /* format=shm: the lease holding the tensor */
+    char lease_id[40];        /* format=shm / cuda_ipc: the lease holding the tensor */
+    struct shm_pool *lease_pool; /* the pool of that lease */
     uint64_t lease_offset;
     struct shm_region *region; /* /v2 output into a client-registered region (a reference) */
     struct kserve_request *kreq; /* /v2: the parsed infer request */

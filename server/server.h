@@ -21,6 +21,11 @@ typedef struct server_ctx {
     executor *exec;
     struct shm_pool *shm;      /* format=shm pool, NULL when disabled or unavailable */
     char shm_error[256];       /* why shm is NULL */
+    struct shm_pool *ipc_pool; /* format=cuda_ipc: slots over a device buffer (CUDA backend) */
+    void *ipc_base;            /* that buffer (device address) */
+    unsigned char ipc_handle[64]; /* its cudaIpcMemHandle_t */
+    int ipc_device;
+    char ipc_error[256];       /* why ipc_pool is NULL */
     struct shm_regions *regions; /* /v2 client-registered system shm regions */
     struct MHD_Daemon *daemon;
     int port;                  /* the bound port */

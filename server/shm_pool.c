@@ -51,6 +51,7 @@ struct shm_pool {
     pthread_t reaper;
     bool stop;
     int lock_fd;
+    bool external;        /* memory owned elsewhere (the CUDA IPC device pool): never touched */
 };
 
 static void new_id(char *id)
@@ -237,6 +238,8 @@ static int open_exclusive(const char *name, mode_t mode, cp_error *err)
     return -1;
 }
 
+static bool start_reaper(shm_pool *p, cp_error *err);
+
 shm_pool *shm_pool_create(const char *name, size_t bytes, size_t slot_bytes, unsigned mode,
                           uint64_t lease_ttl_ms, cp_error *err)
 {
@@ -288,14 +291,7 @@ shm_pool *shm_pool_create(const char *name, size_t bytes, size_t slot_bytes, uns
         return NULL;
     }
     p->lock_fd = fd; /* kept open: its lock tells other daemons the name is taken */
-    pthread_mutex_init(&p->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    if (pthread_create(&p->reaper, NULL, reaper, p) != 0) {
-        cp_fail(err, CP_ERR_INTERNAL, "could not start the shm reaper");
+    if (!start_reaper(p, err)) {
         munmap(p->base, p->bytes);
         shm_unlink(name);
         close(p->lock_fd);
@@ -304,6 +300,51 @@ shm_pool *shm_pool_create(const char *name, size_t bytes, size_t slot_bytes, uns
         return NULL;
     }
     return p;
+}
+
+shm_pool *shm_pool_create_external(const char *label, uint8_t *base, size_t bytes,
+                                   size_t slot_bytes, uint64_t lease_ttl_ms, cp_error *err)
+{
+    if (slot_bytes == 0 || slot_bytes > bytes) {
+        cp_fail(err, CP_ERR_CONFIG, "slot size must be between 1 and the pool size");
+        return NULL;
+    }
+    shm_pool *p = calloc(1, sizeof *p);
+    if (!p) {
+        cp_fail(err, CP_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    snprintf(p->name, sizeof p->name, "%s", label);
+    p->external = true;
+    p->base = base;
+    p->slot_bytes = slot_bytes;
+    p->slots = (int)(bytes / slot_bytes);
+    p->bytes = (size_t)p->slots * slot_bytes;
+    p->ttl_ns = lease_ttl_ms * 1000000u;
+    p->used = calloc((size_t)p->slots, 1);
+    p->lock_fd = -1;
+    if (!p->used || !start_reaper(p, err)) {
+        free(p->used);
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static bool start_reaper(shm_pool *p, cp_error *err)
+{
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&p->reaper, NULL, reaper, p) != 0) {
+        pthread_mutex_destroy(&p->mu);
+        pthread_cond_destroy(&p->cv);
+        return cp_fail(err, CP_ERR_INTERNAL, "could not start the shm reaper");
+    }
+    return true;
 }
 
 void shm_pool_destroy(shm_pool *p)
@@ -317,9 +358,11 @@ void shm_pool_destroy(shm_pool *p)
     pthread_join(p->reaper, NULL);
     while (p->leases)
         drop(p, &p->leases);
-    munmap(p->base, p->bytes);
-    shm_unlink(p->name);
-    close(p->lock_fd);
+    if (!p->external) {
+        munmap(p->base, p->bytes);
+        shm_unlink(p->name);
+        close(p->lock_fd);
+    }
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     free(p->used);

@@ -25,6 +25,11 @@ typedef struct {
 /* Creates (or replaces a stale) shm object `name` of `bytes`, mode `mode`, slots of slot_bytes. */
 shm_pool *shm_pool_create(const char *name, size_t bytes, size_t slot_bytes, unsigned mode,
                           uint64_t lease_ttl_ms, cp_error *err);
+/* The same slots and leases over memory owned by the caller (the CUDA IPC device pool: base
+ * is a device address and is never dereferenced here). label names it in /v1/shm. */
+shm_pool *shm_pool_create_external(const char *label, uint8_t *base, size_t bytes,
+                                   size_t slot_bytes, uint64_t lease_ttl_ms, cp_error *err);
+
 /* Stops the reaper (waiters get their timeout callback), unmaps and unlinks the object. */
 void shm_pool_destroy(shm_pool *p);
 

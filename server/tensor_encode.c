@@ -15,6 +15,8 @@ bool output_format_parse(const char *s, output_format *f)
         *f = OUT_JSON;
     else if (!strcmp(s, "shm"))
         *f = OUT_SHM;
+    else if (!strcmp(s, "cuda_ipc"))
+        *f = OUT_CUDA_IPC;
     else
         return false;
     return true;

@@ -462,3 +462,14 @@ def test_a_second_daemon_never_takes_over_a_live_pool(daemon_factory):
     r = second.post(data, format="shm")
     assert r.status_code == 503 and "in use by another running daemon" in r.json()["error"]["message"]
     assert first.post(data, format="shm").status_code == 200  # still the first's, still alive
+
+
+def test_cuda_ipc_needs_the_cuda_backend(daemon):
+    """format=cuda_ipc exports GPU memory; on a CPU-only daemon it is a clear 400, and
+    /v1/shm says why the CUDA IPC pool is unavailable. (The GPU path is tested by
+    tests/gpu/test_cuda_ipc.sh on a GPU machine.)"""
+    r = daemon.post(images.get("odd_17x9.jpg").data, format="cuda_ipc")
+    err = assert_error(r, 400, "invalid_parameter", index=None)
+    assert "CUDA backend" in err["message"]
+    pools = daemon.get("/v1/shm").json()
+    assert pools["cuda_ipc_pools"] == [] and "CUDA backend" in pools["unavailable"]["cuda_ipc"]

@@ -524,7 +524,7 @@ TEST(shipped_config_has_every_key_with_defaults)
             }
         }
         CHECK_EQ_INT(cJSON_GetArraySize(file), keys);
-        CHECK_EQ_INT(keys, 29);
+        CHECK_EQ_INT(keys, 30);
     }
     cJSON_Delete(file);
     cJSON_Delete(all);

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# format=cuda_ipc on a GPU machine: a second process opens the exported handle and reads the
+# tensor; it must equal the format=raw answer for the same image, byte for byte.
+#   tests/gpu/test_cuda_ipc.sh BIN_DIR IMAGE.jpg   -> "N passed, N failed"
+set -uo pipefail
+bin=${1:?bin dir}; img=${2:?image}
+work=$(mktemp -d); pass=0; fail=0
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
+cat >"$work/cfg.json" <<JSON
+{"profiles_dir": "$PWD/config/profiles", "port": 0, "backend": "cuda", "shm_name": "/clipprep-ipc-test-$$"}
+JSON
+"$bin/clipprepd" --config "$work/cfg.json" 2>"$work/log" & pid=$!
+for _ in $(seq 300); do grep -q '"listening"' "$work/log" && break; sleep 0.1; done
+port=$(grep -o '"port":[0-9]*' "$work/log" | head -1 | cut -d: -f2)
+url="http://127.0.0.1:$port/v1/preprocess"
+check() { if "$@"; then pass=$((pass + 1)); echo "PASS: $desc"; else fail=$((fail + 1)); echo "FAIL: $desc"; fi; }
+for dtype in float32 float16; do
+  curl -sf --data-binary @"$img" "$url?format=raw&dtype=$dtype" -o "$work/raw"
+  curl -sf --data-binary @"$img" "$url?format=cuda_ipc&dtype=$dtype" -o "$work/ipc.json"
+  read -r handle dev off size lease < <(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); c=j["cuda"]; print(c["raw_handle"], c["device_id"], c["offset"], c["byte_size"], j["lease"]["id"])' "$work/ipc.json")
+  "$bin/tests/ipc_reader" "$handle" "$dev" "$off" "$size" >"$work/ipc.raw"
+  desc="cuda_ipc $dtype tensor read by another process equals format=raw"
+  check cmp -s "$work/raw" "$work/ipc.raw"
+  desc="lease $lease released"
+  check curl -sf -X DELETE "http://127.0.0.1:$port/v1/leases/$lease" -o /dev/null
+done
+echo "$pass passed, $fail failed"
+[[ $fail -eq 0 ]]
