@@ -41,8 +41,9 @@ const uint8_t *cuda_engine_output(cuda_engine *e, int slot);
 /* Queues H2D (pixels, descriptors, coefficients), both passes and D2H on the slot's stream. */
 bool cuda_engine_launch(cuda_engine *e, int slot, const batch_layout *b, size_t staging_used,
                         char *err, size_t err_cap);
-/* After a launch, also copies one image's output (out_off/bytes within the batch output) to a
- * device address (the CUDA IPC pool), on the slot's stream. */
+/* After a launch, also copies one image's output (out_off/bytes within the batch output)
+ * straight to its destination — device memory (the CUDA IPC pool) or pinned host memory (the
+ * registered shm pool) — on the slot's stream. */
 bool cuda_engine_copy_out_to_device(cuda_engine *e, int slot, void *dst, size_t out_off,
                                     size_t bytes, char *err, size_t err_cap);
 
@@ -51,9 +52,14 @@ bool cuda_engine_copy_out_to_device(cuda_engine *e, int slot, void *dst, size_t 
 void *cuda_ipc_pool_create(int device, size_t bytes, unsigned char handle[64], char *err,
                            size_t err_cap);
 void cuda_ipc_pool_free(int device, void *ptr);
-/* Synchronous host -> device copy (the rare CPU-path image that goes to the IPC pool). */
-bool cuda_copy_host_to_device(int device, void *dst, const void *src, size_t bytes, char *err,
-                              size_t err_cap);
+/* Synchronous copy from host memory to a direct destination (device or pinned host memory:
+ * the rare CPU-path image of a format=cuda_ipc or pinned format=shm request). */
+bool cuda_copy_to_direct(int device, void *dst, const void *src, size_t bytes, char *err,
+                         size_t err_cap);
+
+/* Registers host memory (the shm pool) as pinned so that D2H copies land in it directly. */
+bool cuda_host_register(void *ptr, size_t bytes, char *err, size_t err_cap);
+void cuda_host_unregister(void *ptr);
 
 /* Waits for the slot's work; false (with the CUDA error) if anything failed. */
 bool cuda_engine_wait(cuda_engine *e, int slot, char *err, size_t err_cap);

@@ -191,7 +191,7 @@ extern "C" bool cuda_engine_copy_out_to_device(cuda_engine *e, int i, void *dst,
     slot &s = e->slots[i];
     // cudaMemcpyDefault: with unified addressing this also crosses devices (multi-GPU)
     return report(cudaMemcpyAsync(dst, s.d_out + out_off, bytes, cudaMemcpyDefault, s.stream),
-                  "copy to the IPC pool", err, err_cap);
+                  "copy to the output pool", err, err_cap);
 }
 
 extern "C" void *cuda_ipc_pool_create(int device, size_t bytes, unsigned char handle[64],
@@ -217,12 +217,24 @@ extern "C" void cuda_ipc_pool_free(int device, void *ptr)
         cudaFree(ptr);
 }
 
-extern "C" bool cuda_copy_host_to_device(int device, void *dst, const void *src, size_t bytes,
-                                         char *err, size_t err_cap)
+extern "C" bool cuda_copy_to_direct(int device, void *dst, const void *src, size_t bytes,
+                                    char *err, size_t err_cap)
 {
     return report(cudaSetDevice(device), "cudaSetDevice", err, err_cap) &&
-           report(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "copy to the IPC pool",
+           report(cudaMemcpy(dst, src, bytes, cudaMemcpyDefault), "copy to the output pool",
                   err, err_cap);
+}
+
+extern "C" bool cuda_host_register(void *ptr, size_t bytes, char *err, size_t err_cap)
+{
+    return report(cudaHostRegister(ptr, bytes, cudaHostRegisterPortable), "cudaHostRegister",
+                  err, err_cap);
+}
+
+extern "C" void cuda_host_unregister(void *ptr)
+{
+    if (ptr)
+        cudaHostUnregister(ptr);
 }
 
 extern "C" bool cuda_engine_wait(cuda_engine *e, int i, char *err, size_t err_cap)

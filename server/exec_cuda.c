@@ -107,7 +107,7 @@ static void finish_slot(gpu_worker *ce, int si)
         if (ok) {
             size_t bytes = (size_t)3 * j->prof->out_height * j->prof->out_width *
                            tensor_dtype_size(j->dtype);
-            if (!j->out_on_device) /* device outputs were copied on the stream at launch */
+            if (!j->out_direct) /* direct outputs were copied on the stream at launch */
                 memcpy(j->out, out + s->layout.descs[d].out_off, bytes);
             job_complete(j, NULL);
         } else {
@@ -200,7 +200,7 @@ static void launch_chunk(gpu_worker *ce, int si, job **jobs, int n)
             continue;
         size_t bytes = (size_t)3 * j->prof->out_height * j->prof->out_width *
                        tensor_dtype_size(j->dtype);
-        if (j->out_on_device &&
+        if (j->out_direct &&
             !cuda_engine_copy_out_to_device(ce->eng, si, j->out, s->layout.descs[k].out_off,
                                             bytes, err, sizeof err))
             mark_broken(ce, err);
@@ -230,10 +230,10 @@ static bool slot_needs(const gpu_worker *ce, const job *j, size_t *staging, size
            *out <= z->out_bytes;
 }
 
-/* The CPU path for an image too large for a slot; a device destination gets a host copy. */
+/* The CPU path for an image too large for a slot; a direct destination gets a copy. */
 static bool process_cpu_path(gpu_worker *ce, job *j, cpu_scratch *scratch, cp_error *e)
 {
-    if (!j->out_on_device)
+    if (!j->out_direct)
         return process_job_cpu(j, scratch, e);
     size_t bytes = (size_t)3 * j->prof->out_height * j->prof->out_width *
                    tensor_dtype_size(j->dtype);
@@ -243,7 +243,7 @@ static bool process_cpu_path(gpu_worker *ce, job *j, cpu_scratch *scratch, cp_er
     j->out = host;
     char err[256];
     bool ok = process_job_cpu(j, scratch, e);
-    if (ok && !cuda_copy_host_to_device(ce->device, device_out, host, bytes, err, sizeof err))
+    if (ok && !cuda_copy_to_direct(ce->device, device_out, host, bytes, err, sizeof err))
         ok = cp_fail(e, CP_ERR_UNAVAILABLE, "%s", err);
     j->out = device_out;
     free(host);

@@ -22,7 +22,9 @@ typedef struct job {
     const normalize_table *table;
     tensor_dtype dtype;
     void *out;                   /* this image's 3*H*W slot in the request's output tensor */
-    bool out_on_device;          /* out is a device address (format=cuda_ipc, CUDA executor) */
+    bool out_direct;             /* CUDA executor: copy the result straight to `out` on the
+                                    batch's stream — device memory (format=cuda_ipc) or the
+                                    shm pool registered as pinned memory (format=shm) */
     uint64_t enqueue_ns;         /* monotonic time it entered the queue */
 } job;
 

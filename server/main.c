@@ -84,10 +84,21 @@ static executor *start_executor(server_ctx *srv, cp_error *err)
     return executor_cpu_create(&srv->queue, workers, err);
 }
 
-/* format=cuda_ipc: a device buffer on GPU 0 exported once, with slots and leases over it. */
+/* CUDA backend: the shm pool is registered as pinned memory (D2H lands in it directly), and
+ * format=cuda_ipc gets a device buffer on GPU 0, exported once, with slots and leases. */
 static void start_ipc_pool(server_ctx *srv)
 {
     const cp_config *cfg = srv->cfg;
+#ifdef CLIPPREP_WITH_CUDA
+    if (!strcmp(srv->exec->backend, "cuda") && srv->shm) {
+        size_t bytes;
+        uint8_t *base = shm_pool_base(srv->shm, &bytes);
+        char rerr[256];
+        srv->shm_pinned = cuda_host_register(base, bytes, rerr, sizeof rerr);
+        if (!srv->shm_pinned)
+            log_event(LOG_WARN, "shm pool not pinned: D2H goes through staging", NULL);
+    }
+#endif
     if (strcmp(srv->exec->backend, "cuda")) {
         snprintf(srv->ipc_error, sizeof srv->ipc_error,
                  "needs the CUDA backend (this daemon runs on the CPU)");
@@ -231,11 +242,15 @@ int main(int argc, char **argv, char **envp)
     http_stop(&srv);
     srv.exec->ops->destroy(srv.exec);
     queue_destroy(&srv.queue);
-    shm_pool_destroy(srv.shm);
-    shm_pool_destroy(srv.ipc_pool);
 #ifdef CLIPPREP_WITH_CUDA
+    if (srv.shm_pinned) {
+        size_t bytes;
+        cuda_host_unregister(shm_pool_base(srv.shm, &bytes));
+    }
     cuda_ipc_pool_free(srv.ipc_device, srv.ipc_base);
 #endif
+    shm_pool_destroy(srv.shm);
+    shm_pool_destroy(srv.ipc_pool);
     shm_regions_destroy(srv.regions);
     profiles_free(&srv.profiles);
     free(srv.tables);

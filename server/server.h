@@ -21,6 +21,7 @@ typedef struct server_ctx {
     executor *exec;
     struct shm_pool *shm;      /* format=shm pool, NULL when disabled or unavailable */
     char shm_error[256];       /* why shm is NULL */
+    bool shm_pinned;           /* the shm pool is registered with CUDA: D2H lands in it */
     struct shm_pool *ipc_pool; /* format=cuda_ipc: slots over a device buffer (CUDA backend) */
     void *ipc_base;            /* that buffer (device address) */
     unsigned char ipc_handle[64]; /* its cudaIpcMemHandle_t */

@@ -448,6 +448,12 @@ void shm_pool_describe(shm_pool *p, char *buf, size_t cap)
 
 const char *shm_pool_key(const shm_pool *p) { return p->name; }
 
+uint8_t *shm_pool_base(const shm_pool *p, size_t *bytes)
+{
+    *bytes = p->bytes;
+    return p->base;
+}
+
 int shm_pool_slots_in_use(shm_pool *p)
 {
     pthread_mutex_lock(&p->mu);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # format=cuda_ipc on a GPU machine: a second process opens the exported handle and reads the
-# tensor; it must equal the format=raw answer for the same image, byte for byte.
+# tensor; it must equal the format=raw answer for the same image, byte for byte. Also
+# format=shm through the pinned pool on the CUDA backend.
 #   tests/gpu/test_cuda_ipc.sh BIN_DIR IMAGE.jpg   -> "N passed, N failed"
 set -uo pipefail
 bin=${1:?bin dir}; img=${2:?image}
@@ -23,6 +24,12 @@ for dtype in float32 float16; do
   check cmp -s "$work/raw" "$work/ipc.raw"
   desc="lease $lease released"
   check curl -sf -X DELETE "http://127.0.0.1:$port/v1/leases/$lease" -o /dev/null
+  # format=shm on the CUDA backend: the D2H copy lands in the (pinned) pool directly
+  curl -sf --data-binary @"$img" "$url?format=shm&dtype=$dtype" -o "$work/shm.json"
+  read -r key off size < <(python3 -c 'import json,sys; s=json.load(open(sys.argv[1]))["shm"]; print(s["key"], s["offset"], s["byte_size"])' "$work/shm.json")
+  python3 -c 'import sys; f=open("/dev/shm"+sys.argv[1],"rb"); f.seek(int(sys.argv[2])); sys.stdout.buffer.write(f.read(int(sys.argv[3])))' "$key" "$off" "$size" >"$work/shm.raw"
+  desc="shm ($dtype) on the CUDA backend equals format=raw"
+  check cmp -s "$work/raw" "$work/shm.raw"
 done
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
