@@ -143,7 +143,7 @@ fuzz: deps
 	@command -v clang >/dev/null || { echo "make fuzz needs clang (apt-get install clang)"; exit 1; }
 	$(MAKE) CC=clang CUDA=0 BUILD=build/fuzz BIN=build/fuzz/bin OPT=-O1 \
 	    SAN="-fsanitize=fuzzer-no-link,address,undefined" build/fuzz/libclipprep.a
-	@mkdir -p tests/fuzz/findings build/fuzz/work
+	@mkdir -p tests/fuzz/findings build/fuzz/work build/fuzz/bin
 	@for t in $(FUZZ_TARGETS); do \
 	  clang $(CPPFLAGS) -g -O1 -fsanitize=fuzzer,address,undefined tests/fuzz/fuzz_$$t.c \
 	    build/fuzz/libclipprep.a -o build/fuzz/bin/fuzz-$$t $(LDLIBS) || exit 1; \

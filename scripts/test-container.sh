@@ -25,7 +25,7 @@
 # bridge networking does not work here, it shares the host network and listens on 127.0.0.1).
 # The debootstrap base (localhost/debian:bookworm) is cached in podman's store and reused.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 
 REQUIRE=${CLIPPREP_REQUIRE_CONTAINER:-0}
@@ -52,7 +52,7 @@ if [[ $(id -u) -ne 0 ]]; then
   if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
     log "not root: re-running under sudo"
     exec sudo -n CLIPPREP_REQUIRE_CONTAINER="$REQUIRE" CONTAINER_TEST_SOURCE="$SOURCE" \
-      CONTAINER_TEST_KEEP="${CONTAINER_TEST_KEEP:-0}" PATH="$PATH" bash "$0" "$@"
+      CONTAINER_TEST_KEEP="${CONTAINER_TEST_KEEP:-0}" PATH="$PATH" bash "$ROOT/scripts/test-container.sh" "$@"
   fi
   skip "needs root (rootful podman) and password-less sudo is not available"
 fi
@@ -64,7 +64,8 @@ cleanup() {
   [[ -n $CURL_PID ]] && kill "$CURL_PID" 2>/dev/null
   if [[ -n $HOST_PID ]]; then kill "$HOST_PID" 2>/dev/null; wait "$HOST_PID" 2>/dev/null; fi
   if command -v podman >/dev/null; then
-    timeout 60 podman rm -f -t 0 "$NAME" "$NAME-reader" >/dev/null 2>&1
+    # one name per call: podman 4.3 removes nothing when one of several names is missing
+    for c in "$NAME-reader" "$NAME"; do timeout 60 podman rm -f -t 0 --ignore "$c" >/dev/null 2>&1; done
     if [[ ${CONTAINER_TEST_KEEP:-0} != 1 ]]; then
       timeout 60 podman rmi -f "$IMAGE" >/dev/null 2>&1
     fi
@@ -158,6 +159,7 @@ fi
 CTX=$WORK/src
 mkdir -p "$CTX"
 if [[ $SOURCE == head ]]; then
+  git cat-file -e HEAD:Dockerfile 2>/dev/null || echo "note: HEAD has no Dockerfile (not committed yet?)"
   git archive HEAD | tar -x -C "$CTX"
   src_desc="git archive HEAD ($(git rev-parse --short HEAD))"
 else
@@ -259,8 +261,9 @@ else
     fi
   done
 fi
+host_backend=$(grep -m1 '"msg":"listening"' "$WORK/host.log" 2>/dev/null | grep -o '"backend":"[a-z]*"' | cut -d'"' -f4)
 if ((ok3)); then
-  pass "3. container tensors equal the host build's ($(./bin/clipprepd --version | sed -n 's/^features: //p') on the host) byte for byte [$((SECONDS - t))s]"
+  pass "3. container tensors equal the host build's (bin/clipprepd, $(./bin/clipprepd --version | sed -n 's/^features: //p'), backend ${host_backend:-?}) byte for byte [$((SECONDS - t))s]"
 else
   fail "3. container and host tensors"
 fi

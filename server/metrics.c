@@ -18,16 +18,16 @@ typedef struct {
 } histogram;
 
 static histogram hists[HIST_COUNT] = {
-    [HIST_REQUEST_SECONDS] = {"clipprep_request_duration_seconds", "Time from first byte to answer, /v1/preprocess", 12,
-                              {.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10}},
-    [HIST_QUEUE_WAIT_SECONDS] = {"clipprep_queue_wait_seconds", "Time an image waited in the batch queue", 11,
-                                 {.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, 1}},
-    [HIST_DECODE_SECONDS] = {"clipprep_decode_seconds", "Decode time per image", 11,
-                             {.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}},
-    [HIST_COMPUTE_SECONDS] = {"clipprep_compute_seconds", "Resample + normalise time (per image on CPU, per batch on GPU)", 11,
-                              {.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, 1}},
-    [HIST_BATCH_SIZE] = {"clipprep_batch_size", "Images per batch taken from the queue", 10,
-                         {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024}},
+    [HIST_REQUEST_SECONDS] = {.name = "clipprep_request_duration_seconds", .help = "Time from first byte to answer, /v1/preprocess", .n = 12,
+        .bounds = {.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10}},
+    [HIST_QUEUE_WAIT_SECONDS] = {.name = "clipprep_queue_wait_seconds", .help = "Time an image waited in the batch queue", .n = 11,
+        .bounds = {.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, 1}},
+    [HIST_DECODE_SECONDS] = {.name = "clipprep_decode_seconds", .help = "Decode time per image", .n = 11,
+        .bounds = {.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}},
+    [HIST_COMPUTE_SECONDS] = {.name = "clipprep_compute_seconds", .help = "Resample + normalise time (per image on CPU, per batch on GPU)", .n = 11,
+        .bounds = {.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, 1}},
+    [HIST_BATCH_SIZE] = {.name = "clipprep_batch_size", .help = "Images per batch taken from the queue", .n = 10,
+        .bounds = {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024}},
 };
 
 static const char *const routes[] = {"/v1/preprocess", "/v1/profiles", "/healthz", "/readyz",
