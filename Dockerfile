@@ -25,17 +25,9 @@ ENV DEBIAN_FRONTEND=noninteractive
 WORKDIR /src
 
 # Dependencies first, so that source edits do not re-run apt. scripts/install-deps.sh knows
-# Debian's package names; Ubuntu (the nvidia/cuda images) names libjpeg-turbo differently.
+# both Debian's and Ubuntu's (the nvidia/cuda images') package names.
 COPY scripts/install-deps.sh scripts/install-deps.sh
-RUN set -eu; . /etc/os-release; \
-    if [ "${ID}" = ubuntu ]; then \
-      apt-get update -qq; \
-      apt-get install -y -qq --no-install-recommends build-essential pkg-config \
-        libmicrohttpd-dev libjpeg-turbo8-dev libcjson-dev libpng-dev libwebp-dev; \
-    else \
-      bash scripts/install-deps.sh; \
-    fi; \
-    rm -rf /var/lib/apt/lists/*
+RUN set -eu; bash scripts/install-deps.sh; rm -rf /var/lib/apt/lists/*
 
 COPY Makefile VERSION ./
 COPY server server
@@ -50,14 +42,7 @@ FROM ${RUNTIME_BASE} AS runtime
 ENV DEBIAN_FRONTEND=noninteractive
 
 COPY scripts/install-deps.sh /tmp/install-deps.sh
-RUN set -eu; . /etc/os-release; \
-    if [ "${ID}" = ubuntu ]; then \
-      apt-get update -qq; \
-      apt-get install -y -qq --no-install-recommends libmicrohttpd12t64 libjpeg-turbo8 \
-        libcjson1 libpng16-16t64 libwebp7 libwebpdemux2 curl; \
-    else \
-      bash /tmp/install-deps.sh --runtime; \
-    fi; \
+RUN set -eu; bash /tmp/install-deps.sh --runtime; \
     apt-get clean; rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb /tmp/install-deps.sh; \
     groupadd --system --gid 10001 clipprep; \
     useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \

@@ -124,7 +124,7 @@ test: deps
 
 # The image (Dockerfile) built and checked with podman: non-root, /healthz, same tensors as
 # bin/clipprepd, shm read from a second container, SIGTERM drain. Prints why and passes where
-# podman cannot run (CLIPPREP_REQUIRE_CONTAINER=1 makes that an error).
+# podman cannot run (CONTAINER_TEST_REQUIRE=1 makes that an error).
 test-container: all
 	bash scripts/test-container.sh
 

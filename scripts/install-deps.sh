@@ -8,6 +8,16 @@ build_pkgs=(build-essential pkg-config libmicrohttpd-dev libjpeg62-turbo-dev lib
             libpng-dev libwebp-dev curl python3 python3-venv)
 runtime_pkgs=(libmicrohttpd12 libjpeg62-turbo libcjson1 libpng16-16 libwebp7 libwebpdemux2 curl)
 
+# Ubuntu (the CUDA base images) names a few packages differently.
+if [[ -r /etc/os-release ]] && . /etc/os-release && [[ ${ID:-} == ubuntu ]]; then
+  build_pkgs[3]=libjpeg-turbo8-dev
+  runtime_pkgs=(libmicrohttpd12 libjpeg-turbo8 libcjson1 libpng16-16 libwebp7 libwebpdemux2 curl)
+  if dpkg --compare-versions "${VERSION_ID:-0}" ge 24.04; then
+    runtime_pkgs[0]=libmicrohttpd12t64
+    runtime_pkgs[3]=libpng16-16t64
+  fi
+fi
+
 if [[ ${1:-} == --runtime ]]; then pkgs=("${runtime_pkgs[@]}"); else pkgs=("${build_pkgs[@]}"); fi
 
 missing=()

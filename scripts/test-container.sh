@@ -11,15 +11,16 @@
 # Each check prints PASS or FAIL; the last line is "N passed, N failed".
 #
 # Where podman cannot be used (not root and no sudo, install fails, no namespaces, offline)
-# the script says why and exits 0, unless CLIPPREP_REQUIRE_CONTAINER=1: then it exits 1.
+# the script says why and exits 0, unless CONTAINER_TEST_REQUIRE=1: then it exits 1.
 #
 # Environment:
-#   CLIPPREP_REQUIRE_CONTAINER=1   a skip is an error
+#   CONTAINER_TEST_REQUIRE=1   a skip is an error
 #   CONTAINER_TEST_SOURCE=worktree (default) build from the working tree's files as git sees
 #                                  them (tracked + untracked, not ignored: no bin/, build/,
 #                                  .venv/), uncommitted edits included
 #                     =head        build from `git archive HEAD`
 #   CONTAINER_TEST_KEEP=1          keep the test image (localhost/clipprep:test) afterwards
+#   CONTAINER_TEST_NETWORK=host    skip the bridge network (used anyway when it fails here)
 #
 # All traffic goes to 127.0.0.1: the container's port is published on 127.0.0.1 only (or, if
 # bridge networking does not work here, it shares the host network and listens on 127.0.0.1).
@@ -27,8 +28,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
+git() { command git -c safe.directory="$ROOT" "$@"; }  # the checkout may be another user's (sudo)
 
-REQUIRE=${CLIPPREP_REQUIRE_CONTAINER:-0}
+REQUIRE=${CONTAINER_TEST_REQUIRE:-0}
 SOURCE=${CONTAINER_TEST_SOURCE:-worktree}
 BASE_IMAGE=localhost/debian:bookworm
 IMAGE=localhost/clipprep:test
@@ -43,7 +45,7 @@ fail() { failed=$((failed + 1)); echo "FAIL $*"; }
 skip() {
   echo "SKIP container test: $*"
   echo "0 passed, 0 failed (skipped)"
-  if [[ $REQUIRE == 1 ]]; then echo "CLIPPREP_REQUIRE_CONTAINER=1: a skip is an error"; exit 1; fi
+  if [[ $REQUIRE == 1 ]]; then echo "CONTAINER_TEST_REQUIRE=1: a skip is an error"; exit 1; fi
   exit 0
 }
 
@@ -51,8 +53,8 @@ skip() {
 if [[ $(id -u) -ne 0 ]]; then
   if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
     log "not root: re-running under sudo"
-    exec sudo -n CLIPPREP_REQUIRE_CONTAINER="$REQUIRE" CONTAINER_TEST_SOURCE="$SOURCE" \
-      CONTAINER_TEST_KEEP="${CONTAINER_TEST_KEEP:-0}" PATH="$PATH" bash "$ROOT/scripts/test-container.sh" "$@"
+    exec sudo -n CONTAINER_TEST_REQUIRE="$REQUIRE" CONTAINER_TEST_SOURCE="$SOURCE" \
+      CONTAINER_TEST_KEEP="${CONTAINER_TEST_KEEP:-0}" CONTAINER_TEST_NETWORK="${CONTAINER_TEST_NETWORK:-bridge}" PATH="$PATH" bash "$ROOT/scripts/test-container.sh" "$@"
   fi
   skip "needs root (rootful podman) and password-less sudo is not available"
 fi
@@ -204,9 +206,11 @@ wait_healthz() {  # url, seconds
 }
 t=$SECONDS
 netmode="bridge, published on 127.0.0.1:$PORT"
-if ! "${PODMAN[@]}" run -d --name "$NAME" --shm-size 256m -p "127.0.0.1:$PORT:8080" \
+if [[ ${CONTAINER_TEST_NETWORK:-bridge} == host ]] ||
+   ! "${PODMAN[@]}" run -d --name "$NAME" --shm-size 256m -p "127.0.0.1:$PORT:8080" \
        -e CLIPPREP_CPU_WORKERS=1 "$IMAGE" >"$WORK/run.log" 2>&1 || ! wait_healthz "$BASEURL" 20; then
-  log "bridge networking did not work ($(tail -1 "$WORK/run.log")); using --network host on 127.0.0.1"
+  [[ ${CONTAINER_TEST_NETWORK:-bridge} == host ]] ||
+    log "bridge networking did not work ($(tail -1 "$WORK/run.log")); using --network host on 127.0.0.1"
   "${PODMAN[@]}" rm -f -t 0 "$NAME" >/dev/null 2>&1
   netmode="host network, listening on 127.0.0.1:$PORT"
   "${PODMAN[@]}" run -d --name "$NAME" --shm-size 256m --network host \

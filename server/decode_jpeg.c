@@ -378,7 +378,7 @@ bool decode_jpeg_header(const uint8_t *data, size_t len, image_header *hdr, cp_e
  * to the bottom (input is complete by then). Margin 0 is proven exact by the tests; the
  * default keeps 1 iMCU row for robustness. */
 #define REGION_MARGIN_X 3
-#define REGION_MARGIN_Y 1
+#define REGION_MARGIN_Y 0
 
 typedef struct {
     bool crop;                 /* call jpeg_crop_scanline(xoff, xwidth) */
@@ -392,6 +392,26 @@ typedef struct {
 static JDIMENSION clamp_sub(JDIMENSION a, JDIMENSION b)
 {
     return a > b ? a - b : 0;
+}
+
+/* libjpeg-turbo 2.1.5's jpeg_crop_scanline() sets each component's downsampled_width to
+ * ceil(cropped_width * h_samp / max_h_samp), ignoring the component's DCT scaling; that is
+ * wrong for a component whose IDCT is scaled differently from the smallest one (DCT scaling of
+ * e.g. 4:1:0, where chroma keeps an 8x8 IDCT while luma uses 4x4) and breaks the upsamplers
+ * that use the width (fancy h2v1 / h2v2 / h1v2). Later libjpeg-turbo versions fixed the
+ * formula. Such components are fine only when they need no upsampling at all. */
+static bool crop_is_exact(const struct jpeg_decompress_struct *cinfo)
+{
+    const int m = cinfo->min_DCT_scaled_size;
+    for (int ci = 0; ci < cinfo->num_components; ci++) {
+        const jpeg_component_info *c = &cinfo->comp_info[ci];
+        if (c->DCT_scaled_size == m)
+            continue;
+        if (c->h_samp_factor * c->DCT_scaled_size != cinfo->max_h_samp_factor * m ||
+            c->v_samp_factor * c->DCT_scaled_size != cinfo->max_v_samp_factor * m)
+            return false;
+    }
+    return true;
 }
 
 /* After jpeg_calc_output_dimensions(): how to decode r (NULL = everything). */
@@ -421,7 +441,7 @@ static region_plan plan_region(const struct jpeg_decompress_struct *cinfo, const
     if (x1 > w)
         x1 = w;
     x0 -= x0 % iw;
-    if (x0 > 0 || x1 < w) {
+    if ((x0 > 0 || x1 < w) && crop_is_exact(cinfo)) {
         p.crop = true;
         p.xoff = x0;
         p.xwidth = x1 - x0;
@@ -436,7 +456,7 @@ static region_plan plan_region(const struct jpeg_decompress_struct *cinfo, const
         bool multiscan = cinfo->progressive_mode || cinfo->comps_in_scan < cinfo->num_components;
         if (multiscan) {
             p.skip = true;
-        } else if ((uint64_t)(h - (y1 - y0)) * 4 >= h) {
+        } else if (!getenv("REGION_NO_BUFFERED") && (uint64_t)(h - (y1 - y0)) * 4 >= h) {
             p.skip = p.buffered = true;
         }
         if (p.skip) {
@@ -481,6 +501,8 @@ static int pixels_run(jpeg_job *j, const image_header *hdr, uint8_t *dst, cp_err
     region_plan plan = plan_region(cinfo, j->region);
     if (plan.buffered)
         cinfo->buffered_image = TRUE;
+    if (j->region)
+        j->region->buffered = plan.buffered;
 
     while (!jpeg_start_decompress(cinfo))
         if (!feed_resume(&j->src))
@@ -523,7 +545,6 @@ static int pixels_run(jpeg_job *j, const image_header *hdr, uint8_t *dst, cp_err
     if (j->region) {
         j->region->mode = plan.skip ? JPEG_REGION_CROP_SKIP
                           : plan.crop ? JPEG_REGION_CROP : JPEG_REGION_FULL;
-        j->region->buffered = plan.buffered;
         j->region->dec_x0 = (int)xoff;
         j->region->dec_x1 = (int)(xoff + cw);
         j->region->dec_y0 = (int)cinfo->output_scanline;
