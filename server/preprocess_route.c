@@ -488,13 +488,16 @@ static struct MHD_Response *shm_answer(request *r)
         char handle[96];
         base64(r->srv->ipc_handle, 64, handle);
         snprintf(where, sizeof where,
-                 "\"cuda\":{\"raw_handle\":\"%s\",\"device_id\":%d,\"offset\":%llu,\"byte_size\":%zu}",
-                 handle, r->srv->ipc_device, (unsigned long long)r->lease_offset, bytes);
+                 "\"cuda\":{\"raw_handle\":\"%s\",\"device_id\":%d,\"offset\":%llu,\"byte_size\":%zu,"
+                 "\"pool_id\":\"%s\"}",
+                 handle, r->srv->ipc_device, (unsigned long long)r->lease_offset, bytes,
+                 shm_pool_id(r->lease_pool));
     } else {
         char key[300];
         json_escape(shm_pool_key(r->lease_pool), key, sizeof key);
-        snprintf(where, sizeof where, "\"shm\":{\"key\":\"%s\",\"offset\":%llu,\"byte_size\":%zu}",
-                 key, (unsigned long long)r->lease_offset, bytes);
+        snprintf(where, sizeof where,
+                 "\"shm\":{\"key\":\"%s\",\"offset\":%llu,\"byte_size\":%zu,\"pool_id\":\"%s\"}",
+                 key, (unsigned long long)r->lease_offset, bytes, shm_pool_id(r->lease_pool));
     }
     snprintf(body, sizeof body,
              "{\"profile\":\"%s\",\"shape\":[%d,3,%d,%d],\"dtype\":\"%s\",\"layout\":\"NCHW\","

@@ -52,6 +52,8 @@ struct shm_pool {
     bool stop;
     int lock_fd;
     bool external;        /* memory owned elsewhere (the CUDA IPC device pool): never touched */
+    char pool_id[40];     /* new at every start: a client that registered the pool with
+                             Triton sees a restart (a new object under the same name) */
 };
 
 static void new_id(char *id)
@@ -333,6 +335,7 @@ shm_pool *shm_pool_create_external(const char *label, uint8_t *base, size_t byte
 
 static bool start_reaper(shm_pool *p, cp_error *err)
 {
+    new_id(p->pool_id);
     pthread_mutex_init(&p->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -438,15 +441,16 @@ void shm_pool_describe(shm_pool *p, char *buf, size_t cap)
     json_escape(p->name, key, sizeof key);
     pthread_mutex_lock(&p->mu);
     snprintf(buf, cap,
-             "{\"key\":\"%s\",\"byte_size\":%zu,\"slot_bytes\":%zu,\"slots\":%d,"
+             "{\"key\":\"%s\",\"pool_id\":\"%s\",\"byte_size\":%zu,\"slot_bytes\":%zu,\"slots\":%d,"
              "\"slots_in_use\":%d,\"leases\":%d,\"waiting\":%d,\"mode\":\"%04o\","
              "\"lease_ttl_ms\":%llu}",
-             key, p->bytes, p->slot_bytes, p->slots, p->in_use, p->n_leases, p->n_waiting,
+             key, p->pool_id, p->bytes, p->slot_bytes, p->slots, p->in_use, p->n_leases, p->n_waiting,
              p->mode, (unsigned long long)(p->ttl_ns / 1000000u));
     pthread_mutex_unlock(&p->mu);
 }
 
 const char *shm_pool_key(const shm_pool *p) { return p->name; }
+const char *shm_pool_id(const shm_pool *p) { return p->pool_id; }
 
 uint8_t *shm_pool_base(const shm_pool *p, size_t *bytes)
 {

@@ -55,6 +55,9 @@ bool shm_pool_release(shm_pool *p, const char *lease_id);
  * "waiting":…} into buf. */
 void shm_pool_describe(shm_pool *p, char *buf, size_t cap);
 const char *shm_pool_key(const shm_pool *p);
+/* Random per start: a changed id means the daemon restarted and the object was recreated
+ * (re-register it with Triton). */
+const char *shm_pool_id(const shm_pool *p);
 uint8_t *shm_pool_base(const shm_pool *p, size_t *bytes);
 int shm_pool_slots_in_use(shm_pool *p);
 

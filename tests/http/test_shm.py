@@ -473,3 +473,19 @@ def test_cuda_ipc_needs_the_cuda_backend(daemon):
     assert "CUDA backend" in err["message"]
     pools = daemon.get("/v1/shm").json()
     assert pools["cuda_ipc_pools"] == [] and "CUDA backend" in pools["unavailable"]["cuda_ipc"]
+
+
+def test_pool_id_changes_when_the_daemon_restarts(daemon_factory):
+    """The answer names the pool instance: after a restart (a new object under the same name)
+    a client that registered the old one with Triton can tell, and re-register."""
+    import uuid as _uuid
+
+    name = f"/clipprep-test-{_uuid.uuid4().hex[:12]}"
+    data = images.get("odd_17x9.jpg").data
+    first = daemon_factory({"shm_name": name})
+    a = first.post(data, format="shm").json()["shm"]["pool_id"]
+    assert first.get("/v1/shm").json()["pools"][0]["pool_id"] == a
+    assert first.stop() == 0
+    second = daemon_factory({"shm_name": name})
+    b = second.post(data, format="shm").json()["shm"]["pool_id"]
+    assert a and b and a != b
