@@ -26,18 +26,29 @@ bool process_job_cpu(job *j, cpu_scratch *s, cp_error *err)
     size_t rgb_bytes = (size_t)w * (size_t)h * 3;
     if (!ensure(&s->rgb, &s->rgb_cap, rgb_bytes + RESAMPLE_SIMD_PAD))
         return cp_fail(err, CP_ERR_OVERLOADED, "out of memory for a %dx%d image", w, h);
-    uint64_t t0 = monotonic_ns();
-    if (!decode_rgb(j->data, j->len, &j->hdr, &j->dopt, s->rgb, rgb_bytes, err))
-        return false;
-    uint64_t t1 = monotonic_ns();
-    metrics_observe_ns(HIST_DECODE_SECONDS, t1 - t0);
 
+    /* Plan first: the decoder then only has to produce the pixels the passes read. */
     image_geometry g;
     geometry_compute(j->prof, w, h, &g);
     resize_plan plan;
     if (!resize_plan_build(&plan, w, h, g.resized_w, g.resized_h, g.top, g.left, g.out_w,
                            g.out_h, j->prof->filter))
         return cp_fail(err, CP_ERR_INTERNAL, "could not plan a %dx%d resize", w, h);
+    decode_options dopt = j->dopt;
+    if (plan.src_x1 > plan.src_x0 && plan.src_y1 > plan.src_y0) {
+        dopt.region_x0 = plan.src_x0;
+        dopt.region_x1 = plan.src_x1;
+        dopt.region_y0 = plan.src_y0;
+        dopt.region_y1 = plan.src_y1;
+    }
+    uint64_t t0 = monotonic_ns();
+    if (!decode_rgb(j->data, j->len, &j->hdr, &dopt, s->rgb, rgb_bytes, err)) {
+        resize_plan_free(&plan);
+        return false;
+    }
+    uint64_t t1 = monotonic_ns();
+    metrics_observe_ns(HIST_DECODE_SECONDS, t1 - t0);
+
     bool ok = ensure(&s->tmp, &s->tmp_cap, resize_plan_scratch_bytes(&plan) + RESAMPLE_SIMD_PAD);
     if (ok)
         preprocess_image_cpu(&plan, s->rgb, (size_t)w * 3, j->table, j->dtype, j->out, s->tmp);
