@@ -31,7 +31,7 @@
 typedef enum {
     JPEG_REGION_FULL = 0,      /* whole image decoded (region covers it, or fallback) */
     JPEG_REGION_CROP,          /* columns cropped, every row decoded (single-scan, one pass) */
-    JPEG_REGION_CROP_SKIP,     /* columns cropped, rows outside the band skipped */
+    JPEG_REGION_CROP_SKIP,     /* rows outside the band skipped, columns cropped if useful */
 } jpeg_region_mode;
 
 typedef struct {

@@ -336,55 +336,64 @@ bool decode_jpeg_header(const uint8_t *data, size_t len, image_header *hdr, cp_e
  * With a region (decode_options.region_*, output coordinates) only the pixels inside it must
  * equal a full decode. libjpeg-turbo offers two tools:
  *   jpeg_crop_scanline()  columns: aligns the start down to an iMCU column (W output pixels)
- *                         and IDCTs / upsamples / converts only the cropped columns;
+ *                         and IDCTs / upsamples / converts only the cropped columns (the
+ *                         entropy decoder still decodes every MCU: Huffman data is sequential);
  *   jpeg_skip_scanlines() rows: skips IDCT, upsampling and colour conversion of rows.
  * Neither may change a pixel inside the region, nor which files fail and how.
  *
- * Columns. The crop is widened by margin_x iMCU columns on each side (clamped to the image),
- * so the cropped edges, where the decoder sees an artificial image edge, stay away from the
- * region. What an artificial left/right edge changes (libjpeg-turbo 2.1.5):
- *   - fancy upsampling (h2v1, h2v2): the outermost output pixel(s) at each cropped edge, since
- *     the neighbouring chroma sample is replaced by edge replication;
- *   - progressive block smoothing (decompress_smooth_data): the first TWO block columns of
- *     each component at the cropped left edge (their left DC neighbours are taken from the
- *     first block); the right side reads its neighbours from the real image (exact).
- * A component block spans W/h_samp <= W output pixels, so the left edge damage ends before
- * 2W + 2 pixels; the right edge damage is at most 2 pixels, and upsampling is the only
- * horizontal context. Margin 3 (W*3 >= 2W + 2 for every W >= 2; W = 1 only for single-
- * component 1/8 scaling, which has no upsampling and needs 2 pixels) therefore suffices; the
- * unit tests show it exact over the sampling-factor x mode x scale x region matrix and show
- * that margin 0 is not.
+ * Columns. The crop is widened by margin_x iMCU columns on each side (clamped to the image, the
+ * start aligned down to an iMCU column), so the cropped edges, where the decoder sees an
+ * artificial image edge, stay away from the region. What an artificial edge changes in
+ * libjpeg-turbo 2.1.5:
+ *   - fancy upsampling (h2v1, h2v2; h1v2 and box upsampling have no horizontal context): the
+ *     outermost output pixel at each cropped edge, whose outer chroma neighbour is replaced by
+ *     edge replication. Nothing else in a sequential file looks across block columns, so one
+ *     iMCU column (W >= 4 output pixels whenever fancy upsampling is active) is enough:
+ *     margin 1 for sequential files;
+ *   - progressive block smoothing (decompress_smooth_data; only in progressive files, and only
+ *     active where coefficients are incomplete: partial scan scripts, cut files): the first
+ *     TWO block columns of every component at the cropped left edge, whose left DC neighbours
+ *     are taken from the first block (the right side reads real neighbours). A component block
+ *     spans W / h_samp <= W output pixels, so the damage ends within 2W pixels plus one pixel
+ *     of upsampling context: margin 3 for progressive files.
+ * The unit tests (test_decode_region.c) show both exact over a matrix of sampling factors x
+ * coding modes x DCT scales x regions, and show that margin 0 (sequential) and margin 2
+ * (progressive) are NOT. With DCT scaling, 2.1.5 computes the cropped width of a component with
+ * a differently scaled IDCT wrongly (see crop_is_exact); such files are not cropped.
  *
- * Rows. Skipping is only used where ALL entropy-coded data is consumed before any output
- * row, so that skipping cannot touch the input side (libjpeg.txt: jpeg_skip_scanlines() does
- * not support suspending sources — in single-scan mode it calls decode_mcu() and ignores a
+ * Rows. Skipping is only used where ALL entropy-coded data is consumed before any output row,
+ * so that skipping cannot touch the input side (libjpeg.txt: jpeg_skip_scanlines() does not
+ * support suspending sources; in single-scan mode it calls decode_mcu() and ignores a
  * suspension, and skipping to the bottom marks EOI as reached without reading the rest):
  *   - multi-scan files (progressive, or non-interleaved sequential): jpeg_start_decompress()
  *     already reads everything up to EOI through our suspending source, exactly as before;
- *   - single-scan files in buffered-image mode: jpeg_consume_input() decodes every MCU into
- *     the coefficient buffer, through the same suspending source, calling the same
- *     decode_mcu() sequence with the same exposed bytes as the one-pass decoder would (so
- *     suspensions, 64 KiB feeding, truncation and the arithmetic-coding failure are
- *     unchanged); a suspension after the last MCU (while looking for EOI) ends input without
- *     error, like the suspension in jpeg_finish_decompress() of a normal decode. Output then
- *     comes from the coefficient buffer with the same IDCT / upsampling / colour conversion
- *     (no block smoothing: that needs progressive mode). This costs a whole-image coefficient
- *     buffer, so it is only used when at least a quarter of the rows can be skipped;
- *     otherwise single-scan files are cropped but every row is decoded (one pass).
- * The band starts margin_y iMCU rows above y0, aligned down to an iMCU row. jpeg_skip_scanlines
- * decodes (and discards) the last iMCU row before the target in context-upsampling modes,
- * which gives the first kept row its upper chroma context; block smoothing reads neighbour
- * rows from the coefficient buffer, which skipping does not touch. Rows after y1 are skipped
- * to the bottom (input is complete by then). Margin 0 is proven exact by the tests; the
- * default keeps 1 iMCU row for robustness. */
-#define REGION_MARGIN_X 3
+ *   - single-scan files in buffered-image mode: jpeg_consume_input() decodes every MCU into the
+ *     coefficient buffer through the same suspending source, calling the same decode_mcu()
+ *     sequence with the same exposed bytes as the one-pass decoder would (so suspensions,
+ *     64 KiB feeding, truncation and the arithmetic-coding failure are unchanged); a
+ *     suspension after the last MCU (while looking for EOI) ends input without error, like the
+ *     suspension in jpeg_finish_decompress() of a one-pass decode. Output then comes from the
+ *     coefficient buffer through the same IDCT / upsampling / colour conversion (block
+ *     smoothing needs progressive mode). Writing and re-reading that buffer costs about a
+ *     third of the entropy decoding, so it is only used with full-size IDCTs (no scale_denom)
+ *     and when at least a third of the rows can be skipped; otherwise single-scan files are
+ *     cropped and every row is decoded in one pass.
+ * The band starts at y0 aligned down to an iMCU row (plus margin_y iMCU rows, default 0):
+ * jpeg_skip_scanlines() itself decodes and discards the last iMCU row before its target in
+ * context-upsampling modes, which gives the first kept row its upper chroma context; without
+ * context upsampling rows are independent; block smoothing reads neighbouring block rows from
+ * the coefficient buffer, which skipping does not touch. Rows after y1 are skipped to the
+ * bottom (input is complete by then). */
+#define REGION_MARGIN_X 1             /* sequential files: upsampling context only */
+#define REGION_MARGIN_X_PROGRESSIVE 3 /* progressive files: block smoothing as well */
 #define REGION_MARGIN_Y 0
 
 typedef struct {
     bool crop;                 /* call jpeg_crop_scanline(xoff, xwidth) */
     bool skip;                 /* rows outside [y0, y1) are skipped */
     bool buffered;             /* single-scan file in buffered-image mode (implies skip) */
-    JDIMENSION xoff, xwidth;   /* crop request; libjpeg aligns xoff down */
+    JDIMENSION xoff, xwidth;   /* crop request, xoff iMCU-aligned as libjpeg requires */
+    JDIMENSION iw;             /* iMCU column width in output pixels */
     JDIMENSION y0, y1;         /* rows decoded into dst when skipping */
     JDIMENSION conv_y0, conv_y1; /* rows whose gray / CMYK conversion is needed */
 } region_plan;
@@ -414,6 +423,32 @@ static bool crop_is_exact(const struct jpeg_decompress_struct *cinfo)
     return true;
 }
 
+/* libjpeg-turbo's AVX2 YCbCr->RGB conversion writes a row with non-temporal stores when the
+ * row starts 32-byte aligned; a row starting in the middle of a cache line (address = 32 mod
+ * 64) then costs partial write-combining flushes (measured: a 640-pixel-wide decode 15-20 %
+ * slower). A full decode gets whatever the caller's buffer gives; a crop moves its start left by
+ * up to two iMCU columns (always exact: that only widens the margin) when that gives fewer such
+ * rows. Rows repeat their alignment every 64 rows at most. */
+static JDIMENSION crop_start_for_stores(JDIMENSION xoff, JDIMENSION iw, const uint8_t *dst,
+                                        size_t stride)
+{
+    JDIMENSION best = xoff;
+    int best_bad = 65;
+    for (JDIMENSION k = 0; k <= 2 && k * iw <= xoff; k++) {
+        const uint8_t *p = dst + (size_t)(xoff - k * iw) * 3;
+        int bad = 0;
+        for (size_t r = 0; r < 64; r++)
+            bad += ((uintptr_t)(p + r * stride) & 63) == 32;
+        if (bad < best_bad) {
+            best = xoff - k * iw;
+            best_bad = bad;
+        }
+        if (bad == 0)
+            break;
+    }
+    return best;
+}
+
 /* After jpeg_calc_output_dimensions(): how to decode r (NULL = everything). */
 static region_plan plan_region(const struct jpeg_decompress_struct *cinfo, const jpeg_region *r)
 {
@@ -433,7 +468,9 @@ static region_plan plan_region(const struct jpeg_decompress_struct *cinfo, const
                                ? 1 : (JDIMENSION)cinfo->max_h_samp_factor);
     const JDIMENSION ih = (JDIMENSION)cinfo->min_DCT_scaled_size *
                           (JDIMENSION)cinfo->max_v_samp_factor;
-    const JDIMENSION mx = (JDIMENSION)(r->margin_x >= 0 ? r->margin_x : REGION_MARGIN_X);
+    const JDIMENSION mx = (JDIMENSION)(r->margin_x >= 0         ? r->margin_x
+                                       : cinfo->progressive_mode ? REGION_MARGIN_X_PROGRESSIVE
+                                                                 : REGION_MARGIN_X);
     const JDIMENSION my = (JDIMENSION)(r->margin_y >= 0 ? r->margin_y : REGION_MARGIN_Y);
 
     JDIMENSION x0 = clamp_sub((JDIMENSION)r->x0, mx * iw);
@@ -441,6 +478,7 @@ static region_plan plan_region(const struct jpeg_decompress_struct *cinfo, const
     if (x1 > w)
         x1 = w;
     x0 -= x0 % iw;
+    p.iw = iw;
     if ((x0 > 0 || x1 < w) && crop_is_exact(cinfo)) {
         p.crop = true;
         p.xoff = x0;
@@ -456,7 +494,8 @@ static region_plan plan_region(const struct jpeg_decompress_struct *cinfo, const
         bool multiscan = cinfo->progressive_mode || cinfo->comps_in_scan < cinfo->num_components;
         if (multiscan) {
             p.skip = true;
-        } else if (!getenv("REGION_NO_BUFFERED") && (uint64_t)(h - (y1 - y0)) * 4 >= h) {
+        } else if (cinfo->min_DCT_scaled_size == DCTSIZE &&
+                   (uint64_t)(h - (y1 - y0)) * 3 >= h) {
             p.skip = p.buffered = true;
         }
         if (p.skip) {
@@ -534,7 +573,9 @@ static int pixels_run(jpeg_job *j, const image_header *hdr, uint8_t *dst, cp_err
     JDIMENSION xoff = 0, cw = (JDIMENSION)w;
     if (plan.crop) {
         xoff = plan.xoff;
-        cw = plan.xwidth;
+        if (ncomp == 3 && j->region->margin_x < 0) /* (explicit margins: tests, exactly) */
+            xoff = crop_start_for_stores(xoff, plan.iw, dst, stride);
+        cw = plan.xwidth + (plan.xoff - xoff);
         jpeg_crop_scanline(cinfo, &xoff, &cw);
         if ((size_t)xoff + cw > w || cinfo->output_width != cw)
             return RUN_MISMATCH;

@@ -125,7 +125,7 @@ static bool method_is(const char *m, const char *want) { return !strcmp(m, want)
 static enum MHD_Result answer_shm(request *r)
 {
     server_ctx *srv = r->srv;
-    char shm[1024] = "", ipc[1024] = "", body[2600], e1[300], e2[300];
+    char shm[1024] = "", ipc[1024] = "", body[3000], e1[300], e2[300];
     if (srv->shm)
         shm_pool_describe(srv->shm, shm, sizeof shm);
     if (srv->ipc_pool)
