@@ -128,6 +128,15 @@ static void start_ipc_pool(server_ctx *srv)
 #endif
 }
 
+/* Requests waiting for a shm / cuda_ipc slot are settled now: granted or 503. */
+static void end_shm_waits(server_ctx *srv)
+{
+    if (srv->shm)
+        shm_pool_end_waits(srv->shm);
+    if (srv->ipc_pool)
+        shm_pool_end_waits(srv->ipc_pool);
+}
+
 /* Waits for in-flight requests to be answered, up to timeout_s. */
 static void drain(server_ctx *srv, int timeout_s)
 {
@@ -233,11 +242,13 @@ int main(int argc, char **argv, char **envp)
     /* Keep listening while draining: /readyz answers 503 so a load balancer stops sending,
      * new preprocess requests get 503, accepted ones finish. */
     atomic_store(&srv.draining, true);
+    end_shm_waits(&srv); /* like new work: answered now (a free slot still serves them) */
     drain(&srv, cfg.drain_timeout_s);
     /* Whatever is still queued is finished by the executor (bounded by queue_capacity), so
      * every accepted request is answered and no connection is left suspended. */
     queue_close(&srv.queue);
     srv.exec->ops->stop(srv.exec);
+    end_shm_waits(&srv); /* none can be left suspended when MHD stops */
     drain(&srv, 5);
     http_stop(&srv);
     srv.exec->ops->destroy(srv.exec);

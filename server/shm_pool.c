@@ -197,7 +197,15 @@ static void *reaper(void *arg)
         }
         pthread_cond_timedwait(&p->cv, &p->mu, &ts);
     }
-    /* stopping: every waiter is told it timed out */
+    pthread_mutex_unlock(&p->mu);
+    shm_pool_end_waits(p); /* stopping: nobody waits any longer */
+    return NULL;
+}
+
+void shm_pool_end_waits(shm_pool *p)
+{
+    outcome o[64];
+    pthread_mutex_lock(&p->mu);
     while (p->waiters) {
         int n = settle_waiters(p, UINT64_MAX, o, 64);
         pthread_mutex_unlock(&p->mu);
@@ -205,7 +213,6 @@ static void *reaper(void *arg)
         pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
-    return NULL;
 }
 
 /* Creates the object exclusively and locks it for the daemon's lifetime. An existing object

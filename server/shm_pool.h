@@ -48,6 +48,9 @@ void shm_pool_wait(shm_pool *p, uint64_t byte_size, uint64_t deadline_ns,
  * the ttl to *expires_in_ms. */
 bool shm_pool_renew(shm_pool *p, const char *lease_id, uint64_t *expires_in_ms);
 
+/* Settles every waiter now (granted if room is free, else timed out): used when draining. */
+void shm_pool_end_waits(shm_pool *p);
+
 /* Ends a lease; false when no such (live) lease exists. */
 bool shm_pool_release(shm_pool *p, const char *lease_id);
 

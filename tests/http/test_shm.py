@@ -489,3 +489,27 @@ def test_pool_id_changes_when_the_daemon_restarts(daemon_factory):
     second = daemon_factory({"shm_name": name})
     b = second.post(data, format="shm").json()["shm"]["pool_id"]
     assert a and b and a != b
+
+
+def test_sigterm_answers_a_request_waiting_for_a_slot(daemon_factory):
+    """A format=shm request waiting for a slot when SIGTERM arrives is answered (503), not
+    left hanging, and the daemon exits 0."""
+    import signal as _signal
+    import threading as _threading
+
+    d = daemon_factory({"shm_bytes": "1MiB", "shm_slot_bytes": "1MiB", "request_timeout_s": 60})
+    data = images.get("odd_17x9.jpg").data
+    held = d.post(data, format="shm")
+    assert held.status_code == 200, describe_error(held)  # the only slot is now leased
+    out = {}
+    t = _threading.Thread(target=lambda: out.update(r=d.post(data, format="shm")))
+    t.start()
+    for _ in range(200):  # until the second request is waiting
+        if d.get("/v1/shm").json()["pools"][0]["waiting"] == 1:
+            break
+        time.sleep(0.02)
+    d.proc.send_signal(_signal.SIGTERM)
+    t.join(30)
+    assert not t.is_alive(), "the waiting request was never answered"
+    assert out["r"].status_code == 503
+    assert d.proc.wait(30) == 0
