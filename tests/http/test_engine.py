@@ -27,7 +27,7 @@ def _request_plan(seed: int):
     return names, rnd.choice(PROFILES), rnd.choice(["npy", "raw", "json"]), rnd.choice(["float32", "float16"])
 
 
-def _send(d, session_post, names, profile, fmt, dtype):
+def _send(d, names, profile, fmt, dtype):
     parts = [images.get(n).data for n in names]
     r = d.post_batch(parts, profile=profile, format=fmt, dtype=dtype)
     assert r.status_code == 200, describe_error(r)
@@ -38,13 +38,13 @@ def test_48_concurrent_mixed_requests_equal_their_single_request_results(daemon_
     # a small delay makes batches actually form across requests
     d = daemon_factory({"max_queue_delay_us": 2000, "max_batch_size": 8})
     plans = [_request_plan(s) for s in range(48)]
-    singles = [_send(d, None, *p) for p in plans]
+    singles = [_send(d, *p) for p in plans]
     results: list = [None] * len(plans)
     errors: list = []
 
     def worker(k):
         try:
-            results[k] = _send(d, None, *plans[k])
+            results[k] = _send(d, *plans[k])
         except Exception as e:  # noqa: BLE001 - reported below with the request
             errors.append((k, plans[k], repr(e)))
 
@@ -68,7 +68,7 @@ def test_48_concurrent_mixed_requests_equal_their_single_request_results(daemon_
 
 def test_batch_order_is_kept(daemon):
     names = ["odd_17x9.jpg", "astronaut_640x480_q90_420.jpg", "px_1x1.png", "gray_640x480.jpg"]
-    got = _send(daemon, None, names, "clip-224", "npy", "float32")
+    got = _send(daemon, names, "clip-224", "npy", "float32")
     for k, n in enumerate(names):
         assert np.array_equal(got[k], ref.expected("clip-224", images.get(n).data)[0][0]), n
 
