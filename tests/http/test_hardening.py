@@ -165,3 +165,22 @@ def test_progressive_scan_limit(daemon_factory):
     err = assert_error(d.post(prog), 400, "invalid_image", index=0)
     assert "scan" in err["message"]
     assert d.post(images.get("astronaut_640x480_q90_420.jpg").data).status_code == 200
+
+
+def test_idle_and_slow_header_connections_are_closed(daemon_factory):
+    """connection_timeout_s: a client that goes quiet mid-headers (or never sends a request)
+    is disconnected; the daemon carries on."""
+    d = daemon_factory({"connection_timeout_s": 1})
+    half = socket.create_connection(("127.0.0.1", d.port), timeout=10)
+    half.sendall(b"POST /v1/preprocess HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+    idle = socket.create_connection(("127.0.0.1", d.port), timeout=10)  # nothing at all
+    for s in (half, idle):
+        t0 = time.monotonic()
+        try:
+            got = s.recv(100)
+        except ConnectionResetError:
+            got = b""
+        assert got == b"" or got.startswith(b"HTTP/1.1 4"), got
+        assert time.monotonic() - t0 < 8, "an idle connection was kept open"
+        s.close()
+    assert d.post(images.get(SMALL).data).status_code == 200
