@@ -42,7 +42,7 @@ PYTEST   := $(PY) -m pytest -q -p no:cacheprovider
 .PHONY: all deps run test unit venv test-http test-parity test-gpu test-asan fuzz fuzz-replay \
         bench clean test-container
 all: $(BIN)/clipprepd $(BIN)/pipeline-bench \
-     $(if $(filter 1,$(CUDA)),$(BIN)/tests/gpu_parity $(BIN)/tests/ipc_reader)
+     $(if $(filter 1,$(CUDA)),$(BIN)/tests/gpu_parity $(BIN)/tests/ipc_reader $(BIN)/tests/ipc_owner)
 
 deps:
 	bash scripts/install-deps.sh
@@ -75,7 +75,7 @@ $(BIN)/tests/gpu_parity: tests/gpu/test_gpu_parity.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(LIB) -o $@ $(LDLIBS)
 
-$(BIN)/tests/ipc_reader: tests/gpu/ipc_reader.c
+$(BIN)/tests/ipc_reader $(BIN)/tests/ipc_owner: $(BIN)/tests/ipc_%: tests/gpu/ipc_%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -I$(CUDA_HOME)/include $< -o $@ -L$(CUDA_HOME)/lib64 -lcudart \
 	    -Wl,-rpath,$(CUDA_HOME)/lib64

@@ -57,6 +57,10 @@ void cuda_ipc_pool_free(int device, void *ptr);
 bool cuda_copy_to_direct(int device, void *dst, const void *src, size_t bytes, char *err,
                          size_t err_cap);
 
+/* Opens a client's exported device buffer (Triton's v2/cudasharedmemory register). */
+void *cuda_ipc_open(int device, const unsigned char handle[64], char *err, size_t err_cap);
+void cuda_ipc_close(int device, void *ptr);
+
 /* Registers host memory (the shm pool) as pinned so that D2H copies land in it directly. */
 bool cuda_host_register(void *ptr, size_t bytes, char *err, size_t err_cap);
 void cuda_host_unregister(void *ptr);

@@ -225,6 +225,25 @@ extern "C" bool cuda_copy_to_direct(int device, void *dst, const void *src, size
                   err, err_cap);
 }
 
+extern "C" void *cuda_ipc_open(int device, const unsigned char handle[64], char *err,
+                               size_t err_cap)
+{
+    cudaIpcMemHandle_t h;
+    std::memcpy(&h, handle, sizeof h);
+    void *p = nullptr;
+    if (!report(cudaSetDevice(device), "cudaSetDevice", err, err_cap) ||
+        !report(cudaIpcOpenMemHandle(&p, h, cudaIpcMemLazyEnablePeerAccess),
+                "cudaIpcOpenMemHandle", err, err_cap))
+        return nullptr;
+    return p;
+}
+
+extern "C" void cuda_ipc_close(int device, void *ptr)
+{
+    if (ptr && cudaSetDevice(device) == cudaSuccess)
+        cudaIpcCloseMemHandle(ptr);
+}
+
 extern "C" bool cuda_host_register(void *ptr, size_t bytes, char *err, size_t err_cap)
 {
     return report(cudaHostRegister(ptr, bytes, cudaHostRegisterPortable), "cudaHostRegister",

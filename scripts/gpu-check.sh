@@ -29,7 +29,7 @@ note "card: ${card:-unknown}; date: $(date -u +%F)"
 B=build/gpu
 if make -j"$(nproc)" CUDA=1 CUDA_GENCODE="-arch=sm_90" BUILD=$B BIN=$B/bin $B/bin/clipprepd \
      $B/bin/pipeline-bench $B/bin/tests/gpu_parity $B/bin/tests/test_batch_twin \
-     $B/bin/tests/ipc_reader >"$out/build.log" 2>&1; then
+     $B/bin/tests/ipc_reader $B/bin/tests/ipc_owner >"$out/build.log" 2>&1; then
   note "build (sm_90): ok"
 else
   note "build (sm_90): FAILED (see build.log)"; tail -30 "$out/build.log"; printf '%s\n' "${summary[@]}"; exit 1

@@ -212,6 +212,7 @@ int main(int argc, char **argv, char **envp)
         snprintf(srv.shm_error, sizeof srv.shm_error, "disabled (shm_bytes is 0)");
     }
     srv.regions = shm_regions_create();
+    srv.cuda_regions = shm_regions_create();
     srv.exec = start_executor(&srv, &err);
     if (!srv.exec) {
         fprintf(stderr, "clipprepd: %s\n", err.message);
@@ -263,6 +264,7 @@ int main(int argc, char **argv, char **envp)
     shm_pool_destroy(srv.shm);
     shm_pool_destroy(srv.ipc_pool);
     shm_regions_destroy(srv.regions);
+    shm_regions_destroy(srv.cuda_regions); /* before the CUDA context goes */
     profiles_free(&srv.profiles);
     free(srv.tables);
     log_event(LOG_INFO, "stopped", NULL);

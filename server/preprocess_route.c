@@ -305,8 +305,10 @@ static void place_output(request *r, uint8_t *base)
     r->out_ptr = base;
     for (int i = 0; i < r->n_images; i++) {
         r->jobs[i].out = base + slot * (size_t)i;
-        r->jobs[i].out_direct = r->protocol == PROTO_V1 &&
-                                (r->fmt == OUT_CUDA_IPC || (r->fmt == OUT_SHM && r->srv->shm_pinned));
+        r->jobs[i].out_direct =
+            r->protocol == PROTO_V1
+                ? r->fmt == OUT_CUDA_IPC || (r->fmt == OUT_SHM && r->srv->shm_pinned)
+                : r->region_on_device;
     }
 }
 

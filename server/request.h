@@ -61,6 +61,7 @@ typedef struct request {
     struct shm_pool *lease_pool; /* the pool of that lease */
     uint64_t lease_offset;
     struct shm_region *region; /* /v2 output into a client-registered region (a reference) */
+    bool region_on_device;    /* that region is a client GPU buffer (v2/cudasharedmemory) */
     struct kserve_request *kreq; /* /v2: the parsed infer request */
     pthread_mutex_t mu;
     int remaining;

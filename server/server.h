@@ -28,6 +28,7 @@ typedef struct server_ctx {
     int ipc_device;
     char ipc_error[256];       /* why ipc_pool is NULL */
     struct shm_regions *regions; /* /v2 client-registered system shm regions */
+    struct shm_regions *cuda_regions; /* /v2 client-registered CUDA regions (CUDA backend) */
     struct MHD_Daemon *daemon;
     int port;                  /* the bound port */
     atomic_bool ready;         /* /readyz: engine started and not draining */

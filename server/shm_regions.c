@@ -19,6 +19,8 @@ struct shm_region {
     uint64_t offset, byte_size;
     uint8_t *map;
     size_t map_len;
+    int device_id;                   /* device regions: the GPU */
+    void (*close_device)(int, void *); /* set for device regions (CUDA IPC) */
     atomic_int refs; /* the registry's, plus one per user */
     struct shm_region *next;
 };
@@ -39,7 +41,10 @@ shm_regions *shm_regions_create(void)
 void shm_region_put(shm_region *r)
 {
     if (r && atomic_fetch_sub(&r->refs, 1) == 1) {
-        munmap(r->map, r->map_len);
+        if (r->close_device)
+            r->close_device(r->device_id, r->map);
+        else
+            munmap(r->map, r->map_len);
         free(r);
     }
 }
@@ -67,6 +72,8 @@ static bool valid_key(const char *key)
     }
     return true;
 }
+
+static bool add(shm_regions *rs, shm_region *r, cp_error *err);
 
 bool shm_regions_register(shm_regions *rs, const char *name, const char *key, uint64_t offset,
                           uint64_t byte_size, cp_error *err)
@@ -105,14 +112,43 @@ bool shm_regions_register(shm_regions *rs, const char *name, const char *key, ui
     snprintf(r->key, sizeof r->key, "%s", key);
     r->offset = offset;
     r->byte_size = byte_size;
+    return add(rs, r, err);
+}
+
+bool shm_regions_register_device(shm_regions *rs, const char *name, void *dev_ptr,
+                                 uint64_t byte_size, int device_id,
+                                 void (*close)(int device, void *ptr), cp_error *err)
+{
+    if (!name[0] || strlen(name) >= 128) {
+        close(device_id, dev_ptr);
+        return cp_fail(err, CP_ERR_BAD_REQUEST, "invalid region name");
+    }
+    shm_region *r = calloc(1, sizeof *r);
+    if (!r) {
+        close(device_id, dev_ptr);
+        return cp_fail(err, CP_ERR_INTERNAL, "out of memory");
+    }
+    snprintf(r->name, sizeof r->name, "%s", name);
+    r->map = dev_ptr;
+    r->byte_size = byte_size;
+    r->device_id = device_id;
+    r->close_device = close;
+    return add(rs, r, err);
+}
+
+/* Adds r unless the name is taken (then r is released); takes the registry's reference. */
+static bool add(shm_regions *rs, shm_region *r, cp_error *err)
+{
+    const char *name = r->name;
     atomic_init(&r->refs, 1);
     pthread_mutex_lock(&rs->mu);
     for (shm_region *e = rs->head; e; e = e->next)
         if (!strcmp(e->name, name)) {
             pthread_mutex_unlock(&rs->mu);
-            shm_region_put(r);
-            return cp_fail(err, CP_ERR_BAD_REQUEST,
-                           "shared memory region '%s' is already registered", name);
+            cp_fail(err, CP_ERR_BAD_REQUEST, "shared memory region '%s' is already registered",
+                    name);
+            shm_region_put(r); /* (name lives in r: report first) */
+            return false;
         }
     r->next = rs->head;
     rs->head = r;
@@ -186,10 +222,16 @@ char *shm_regions_status(shm_regions *rs, const char *name, bool *found)
             s = t;
             cap *= 2;
         }
-        len += (size_t)snprintf(s + len, cap - len,
-                                "%s{\"name\":\"%s\",\"key\":\"%s\",\"offset\":%llu,\"byte_size\":%llu}",
-                                len > 1 ? "," : "", n, k, (unsigned long long)r->offset,
-                                (unsigned long long)r->byte_size);
+        if (r->close_device)
+            len += (size_t)snprintf(s + len, cap - len,
+                                    "%s{\"name\":\"%s\",\"device_id\":%d,\"byte_size\":%llu}",
+                                    len > 1 ? "," : "", n, r->device_id,
+                                    (unsigned long long)r->byte_size);
+        else
+            len += (size_t)snprintf(s + len, cap - len,
+                                    "%s{\"name\":\"%s\",\"key\":\"%s\",\"offset\":%llu,\"byte_size\":%llu}",
+                                    len > 1 ? "," : "", n, k, (unsigned long long)r->offset,
+                                    (unsigned long long)r->byte_size);
     }
     pthread_mutex_unlock(&rs->mu);
     snprintf(s + len, cap - len, "]");

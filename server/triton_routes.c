@@ -14,6 +14,9 @@
 #include "log.h"
 #include "request.h"
 #include "shm_regions.h"
+#ifdef CLIPPREP_WITH_CUDA
+#include "../kernels/cuda_engine.h"
+#endif
 
 static enum MHD_Result v2_answer(request *r, int status, const char *json)
 {
@@ -141,13 +144,12 @@ enum MHD_Result triton_first_call(request *r)
         bool cuda = seg[0][0] == 'c';
         if (is_get(r) && ((n == 2 && !strcmp(seg[1], "status")) ||
                           (n == 4 && !strcmp(seg[1], "region") && !strcmp(seg[3], "status")))) {
-            if (cuda)
-                return n == 2 ? v2_answer(r, 200, "[]")
-                              : v2_error(r, 400, "Unable to find cuda shared memory region: '%s'", seg[2]);
             bool found;
-            char *body = shm_regions_status(r->srv->regions, n == 4 ? seg[2] : NULL, &found);
+            char *body = shm_regions_status(cuda ? r->srv->cuda_regions : r->srv->regions,
+                                            n == 4 ? seg[2] : NULL, &found);
             enum MHD_Result ret = found ? v2_answer(r, 200, body)
-                                        : v2_error(r, 400, "Unable to find system shared memory region: '%s'", seg[2]);
+                                        : v2_error(r, 400, "Unable to find %s shared memory region: '%s'",
+                                                   cuda ? "cuda" : "system", seg[2]);
             free(body);
             return ret;
         }
@@ -155,31 +157,95 @@ enum MHD_Result triton_first_call(request *r)
     return v2_error(r, 400, "unknown endpoint or method");
 }
 
+static int b64_value(char c)
+{
+    const char *abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *p = c ? strchr(abc, c) : NULL;
+    return p ? (int)(p - abc) : -1;
+}
+
+/* Decodes base64 into out (at most cap bytes); returns the length, or -1. */
+static int b64_decode(const char *s, unsigned char *out, int cap)
+{
+    int n = 0;
+    size_t len = strlen(s);
+    if (len % 4)
+        return -1;
+    for (size_t i = 0; i < len; i += 4) {
+        int v[4];
+        for (int k = 0; k < 4; k++)
+            v[k] = s[i + k] == '=' && i + 4 == len && k >= 2 ? 0 : b64_value(s[i + k]);
+        if (v[0] < 0 || v[1] < 0 || v[2] < 0 || v[3] < 0)
+            return -1;
+        unsigned bits = (unsigned)v[0] << 18 | (unsigned)v[1] << 12 | (unsigned)v[2] << 6 | (unsigned)v[3];
+        int bytes = s[i + 2] == '=' ? 1 : s[i + 3] == '=' ? 2 : 3;
+        for (int k = 0; k < bytes; k++) {
+            if (n >= cap)
+                return -1;
+            out[n++] = (unsigned char)(bits >> (16 - 8 * k));
+        }
+    }
+    return n;
+}
+
+/* Triton's v2/cudasharedmemory register: {"raw_handle":{"b64":…},"device_id":D,"byte_size":N}
+ * — a client's GPU buffer, opened with cudaIpcOpenMemHandle; outputs are copied into it on the
+ * GPU. CUDA backend only. */
+static enum MHD_Result register_cuda_region(request *r, shm_regions *rs, const char *name)
+{
+    if (strcmp(r->srv->exec->backend, "cuda"))
+        return v2_error(r, 400, "CUDA shared memory needs the CUDA backend (this daemon runs "
+                                "on the CPU)");
+    cJSON *j = cJSON_ParseWithLength((const char *)r->body, r->len);
+    const cJSON *rh = cJSON_GetObjectItemCaseSensitive(j, "raw_handle");
+    const cJSON *b64 = cJSON_GetObjectItemCaseSensitive(rh, "b64");
+    const cJSON *dev = cJSON_GetObjectItemCaseSensitive(j, "device_id");
+    const cJSON *size = cJSON_GetObjectItemCaseSensitive(j, "byte_size");
+    unsigned char handle[64];
+    bool shaped = cJSON_IsString(b64) && cJSON_IsNumber(dev) && dev->valuedouble >= 0 &&
+                  cJSON_IsNumber(size) && size->valuedouble >= 1 &&
+                  b64_decode(b64->valuestring, handle, sizeof handle) == (int)sizeof handle;
+    int device = shaped ? (int)dev->valuedouble : 0;
+    uint64_t bytes = shaped ? (uint64_t)size->valuedouble : 0;
+    cJSON_Delete(j);
+    if (!shaped)
+        return v2_error(r, 400, "register needs {\"raw_handle\": {\"b64\": base64 of the 64-byte "
+                                "cudaIpcMemHandle_t}, \"device_id\": integer, \"byte_size\": integer}");
+#ifdef CLIPPREP_WITH_CUDA
+    char cerr[256] = "";
+    void *ptr = cuda_ipc_open(device, handle, cerr, sizeof cerr);
+    if (!ptr)
+        return v2_error(r, 400, "Unable to open cuda shared memory region '%s': %s", name, cerr);
+    cp_error err = {0};
+    if (!shm_regions_register_device(rs, name, ptr, bytes, device, cuda_ipc_close, &err))
+        return v2_error(r, 400, "%s", err.message);
+    return v2_answer(r, 200, NULL);
+#else
+    (void)rs, (void)name, (void)device, (void)bytes;
+    return v2_error(r, 400, "built without CUDA");
+#endif
+}
+
 /* POST /v2/systemsharedmemory/... and /v2/cudasharedmemory/... with their JSON bodies. */
 static enum MHD_Result shared_memory_call(request *r, char **seg, int n)
 {
     bool cuda = seg[0][0] == 'c';
-    shm_regions *rs = r->srv->regions;
+    shm_regions *rs = cuda ? r->srv->cuda_regions : r->srv->regions;
     if (n == 2 && !strcmp(seg[1], "unregister")) {
-        if (!cuda)
-            shm_regions_unregister_all(rs);
+        shm_regions_unregister_all(rs);
         return v2_answer(r, 200, NULL);
     }
     if (n != 4 || strcmp(seg[1], "region"))
         return v2_error(r, 400, "unknown shared memory endpoint");
     const char *name = seg[2], *op = seg[3];
     if (!strcmp(op, "unregister")) {
-        if (!cuda)
-            shm_regions_unregister(rs, name); /* Triton answers 200 for unknown names too */
+        shm_regions_unregister(rs, name); /* Triton answers 200 for unknown names too */
         return v2_answer(r, 200, NULL);
     }
     if (strcmp(op, "register"))
         return v2_error(r, 400, "unknown shared memory endpoint");
     if (cuda)
-        return v2_error(r, 400, "%s",
-                        strcmp(r->srv->exec->backend, "cuda")
-                            ? "CUDA shared memory needs the CUDA backend (this daemon runs on the CPU)"
-                            : "CUDA shared memory registration is not implemented yet; use system shared memory");
+        return register_cuda_region(r, rs, name);
     cJSON *j = cJSON_ParseWithLength((const char *)r->body, r->len);
     const cJSON *key = cJSON_GetObjectItemCaseSensitive(j, "key");
     const cJSON *off = cJSON_GetObjectItemCaseSensitive(j, "offset");
@@ -236,6 +302,10 @@ static enum MHD_Result infer(request *r)
         uint8_t *base;
         uint64_t size;
         r->region = shm_regions_get(r->srv->regions, k->shm_region, &base, &size);
+        if (!r->region) { /* a client GPU buffer: the CUDA executor copies into it on the GPU */
+            r->region = shm_regions_get(r->srv->cuda_regions, k->shm_region, &base, &size);
+            r->region_on_device = r->region != NULL;
+        }
         if (!r->region)
             return v2_error(r, 400, "Unable to find system shared memory region: '%s'", k->shm_region);
         if (k->shm_byte_size < tensor || k->shm_offset + tensor > size ||
@@ -247,7 +317,8 @@ static enum MHD_Result infer(request *r)
                             (unsigned long long)k->shm_offset, (unsigned long long)size);
         }
         r->out_ptr = base + k->shm_offset;
-        if ((uintptr_t)r->out_ptr % tensor_dtype_size(r->dtype))
+        if (k->shm_offset % tensor_dtype_size(r->dtype) ||
+            (!r->region_on_device && (uintptr_t)r->out_ptr % tensor_dtype_size(r->dtype)))
             return v2_error(r, 400, "output 'pixel_values' must start at a multiple of its element "
                                     "size in shared memory (region offset + shared_memory_offset)");
     } else if (k->binary_output) {

@@ -31,5 +31,35 @@ for dtype in float32 float16; do
   desc="shm ($dtype) on the CUDA backend equals format=raw"
   check cmp -s "$work/raw" "$work/shm.raw"
 done
+
+# Triton's v2/cudasharedmemory: a client GPU buffer (ipc_owner) registered by handle; an infer
+# whose output names it gets the tensor written on the GPU.
+curl -sf --data-binary @"$img" "$url?format=raw" -o "$work/raw"
+size=$(stat -c %s "$work/raw")
+coproc OWNER { "$bin/tests/ipc_owner" "$size" "$work/owner.raw"; }
+read -r handle <&"${OWNER[0]}"
+desc="v2/cudasharedmemory register"
+check curl -sf -X POST "http://127.0.0.1:$port/v2/cudasharedmemory/region/gpu0/register" \
+      -d "{\"raw_handle\":{\"b64\":\"$handle\"},\"device_id\":0,\"byte_size\":$size}" -o /dev/null
+desc="infer with its output in the client GPU region"
+check python3 - "$port" "$img" "$size" <<'PY'
+import json, struct, sys, urllib.request
+port, img, size = sys.argv[1], open(sys.argv[2], "rb").read(), int(sys.argv[3])
+data = struct.pack("<I", len(img)) + img
+hdr = json.dumps({"inputs": [{"name": "images", "datatype": "BYTES", "shape": [1],
+                              "parameters": {"binary_data_size": len(data)}}],
+                  "outputs": [{"name": "pixel_values", "parameters": {
+                      "shared_memory_region": "gpu0", "shared_memory_byte_size": size}}]}).encode()
+req = urllib.request.Request(f"http://127.0.0.1:{port}/v2/models/clip-224/infer", data=hdr + data,
+                             headers={"Inference-Header-Content-Length": str(len(hdr))})
+out = json.loads(urllib.request.urlopen(req).read())
+assert out["outputs"][0]["parameters"]["shared_memory_region"] == "gpu0", out
+PY
+echo go >&"${OWNER[1]}"
+wait "$OWNER_PID"
+desc="client GPU region holds the format=raw tensor"
+check cmp -s "$work/raw" "$work/owner.raw"
+desc="v2/cudasharedmemory unregister"
+check curl -sf -X POST "http://127.0.0.1:$port/v2/cudasharedmemory/region/gpu0/unregister" -o /dev/null
 echo "$pass passed, $fail failed"
 [[ $fail -eq 0 ]]
