@@ -422,7 +422,7 @@ executor *executor_cuda_create(batch_queue *q, const cp_config *cfg, const norma
     ex->base.ops = &cuda_ops;
     ex->base.backend = "cuda";
     ex->base.workers = ex->n;
-    snprintf(ex->base.device, sizeof ex->base.device, "%dx %s", ex->n, name);
+    snprintf(ex->base.device, sizeof ex->base.device, "%dx %.100s", ex->n, name);
     metrics_set_pinned_bytes((uint64_t)ex->n * SLOTS *
                              (ex->workers[0]->sizes.staging_bytes + ex->workers[0]->sizes.out_bytes));
     for (int i = 0; i < ex->n; i++)
