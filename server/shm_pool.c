@@ -249,6 +249,32 @@ static int open_exclusive(const char *name, mode_t mode, cp_error *err)
 
 static bool start_reaper(shm_pool *p, cp_error *err);
 
+/* The slot bookkeeping both kinds of pool share (no memory behind it yet). */
+static shm_pool *pool_new(const char *name, size_t bytes, size_t slot_bytes,
+                          uint64_t lease_ttl_ms, cp_error *err)
+{
+    if (slot_bytes == 0 || slot_bytes > bytes) {
+        cp_fail(err, CP_ERR_CONFIG, "the slot size (shm_slot_bytes) must be between 1 and the "
+                                    "pool size");
+        return NULL;
+    }
+    shm_pool *p = calloc(1, sizeof *p);
+    if (p) {
+        snprintf(p->name, sizeof p->name, "%s", name);
+        p->slot_bytes = slot_bytes;
+        p->slots = (int)(bytes / slot_bytes);
+        p->bytes = (size_t)p->slots * slot_bytes;
+        p->ttl_ns = lease_ttl_ms * 1000000u;
+        p->used = calloc((size_t)p->slots, 1);
+    }
+    if (!p || !p->used) {
+        free(p);
+        cp_fail(err, CP_ERR_INTERNAL, "out of memory");
+        return NULL;
+    }
+    return p;
+}
+
 shm_pool *shm_pool_create(const char *name, size_t bytes, size_t slot_bytes, unsigned mode,
                           uint64_t lease_ttl_ms, cp_error *err)
 {
@@ -256,22 +282,10 @@ shm_pool *shm_pool_create(const char *name, size_t bytes, size_t slot_bytes, uns
         cp_fail(err, CP_ERR_CONFIG, "shm_name must look like /name (one leading slash): %s", name);
         return NULL;
     }
-    if (slot_bytes == 0 || slot_bytes > bytes) {
-        cp_fail(err, CP_ERR_CONFIG, "shm_slot_bytes must be between 1 and shm_bytes");
+    shm_pool *p = pool_new(name, bytes, slot_bytes, lease_ttl_ms, err);
+    if (!p)
         return NULL;
-    }
-    shm_pool *p = calloc(1, sizeof *p);
-    if (!p) {
-        cp_fail(err, CP_ERR_INTERNAL, "out of memory");
-        return NULL;
-    }
-    snprintf(p->name, sizeof p->name, "%s", name);
-    p->slot_bytes = slot_bytes;
-    p->slots = (int)(bytes / slot_bytes);
-    p->bytes = (size_t)p->slots * slot_bytes;
     p->mode = mode;
-    p->ttl_ns = lease_ttl_ms * 1000000u;
-    p->used = calloc((size_t)p->slots, 1);
     int fd = open_exclusive(name, (mode_t)mode, err);
     if (fd < 0) {
         free(p->used);
@@ -314,25 +328,13 @@ shm_pool *shm_pool_create(const char *name, size_t bytes, size_t slot_bytes, uns
 shm_pool *shm_pool_create_external(const char *label, uint8_t *base, size_t bytes,
                                    size_t slot_bytes, uint64_t lease_ttl_ms, cp_error *err)
 {
-    if (slot_bytes == 0 || slot_bytes > bytes) {
-        cp_fail(err, CP_ERR_CONFIG, "slot size must be between 1 and the pool size");
+    shm_pool *p = pool_new(label, bytes, slot_bytes, lease_ttl_ms, err);
+    if (!p)
         return NULL;
-    }
-    shm_pool *p = calloc(1, sizeof *p);
-    if (!p) {
-        cp_fail(err, CP_ERR_INTERNAL, "out of memory");
-        return NULL;
-    }
-    snprintf(p->name, sizeof p->name, "%s", label);
     p->external = true;
     p->base = base;
-    p->slot_bytes = slot_bytes;
-    p->slots = (int)(bytes / slot_bytes);
-    p->bytes = (size_t)p->slots * slot_bytes;
-    p->ttl_ns = lease_ttl_ms * 1000000u;
-    p->used = calloc((size_t)p->slots, 1);
     p->lock_fd = -1;
-    if (!p->used || !start_reaper(p, err)) {
+    if (!start_reaper(p, err)) {
         free(p->used);
         free(p);
         return NULL;
