@@ -26,6 +26,8 @@ typedef struct {
     image_format format;
     int width, height; /* as stored in the file, before any EXIF orientation */
     int orientation;   /* EXIF orientation 1..8; 1 when absent or invalid */
+    int64_t jpeg_blocks; /* JPEG: 8x8 coefficient blocks of all components (128 bytes each),
+                            what the hybrid GPU decode stages (jpeg_coeffs.h); 0 otherwise */
 } image_header;
 
 typedef struct {

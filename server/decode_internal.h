@@ -16,6 +16,7 @@
 
 #include "decode.h"
 #include "error.h"
+#include "jpeg_blocks.h"
 
 /* Largest width or height accepted for PNG and WebP (JPEG: libjpeg's own 65500). */
 #define DECODE_MAX_SIDE (1 << 24)
@@ -56,17 +57,12 @@ bool decode_webp_header(const uint8_t *data, size_t len, image_header *hdr, cp_e
 bool decode_webp_pixels(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
                         cp_error *err);
 
-/* Pillow's CMYK -> RGB (Convert.c cmyk2rgb) for one pixel of *Pillow's* CMYK values. */
+/* Pillow's CMYK -> RGB (Convert.c cmyk2rgb) for one pixel of *Pillow's* CMYK values; the same
+ * body the hybrid GPU decode runs. */
 static inline void decode_cmyk_to_rgb(uint8_t *out, unsigned c, unsigned m, unsigned y,
                                       unsigned k)
 {
-    int nk = 255 - (int)k;
-    unsigned in[3] = {c, m, y};
-    for (int i = 0; i < 3; i++) {
-        int t = (int)in[i] * nk + 128;
-        int v = nk - (((t >> 8) + t) >> 8);
-        out[i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-    }
+    jh_cmyk_to_rgb(out, c, m, y, k);
 }
 
 #endif

@@ -28,183 +28,7 @@
 
 #include "decode_internal.h"
 #include "exif.h"
-
-typedef struct {
-    struct jpeg_error_mgr pub;
-    jmp_buf jb;
-    int why; /* WHY_* below */
-    char msg[JMSG_LENGTH_MAX];
-} jerr_ctx;
-
-enum { WHY_LIBJPEG = 1, WHY_EOF, WHY_SCANS };
-
-typedef struct {
-    struct jpeg_progress_mgr pub;
-    int max_scans;
-} jprog_ctx;
-
-static void on_error_exit(j_common_ptr c)
-{
-    jerr_ctx *e = (jerr_ctx *)c->err;
-    e->msg[0] = '\0';
-    (*c->err->format_message)(c, e->msg);
-    e->why = WHY_LIBJPEG;
-    longjmp(e->jb, 1);
-}
-
-static void on_emit_message(j_common_ptr c, int level)
-{
-    /* Warnings (level < 0) and trace messages are ignored, as in Pillow. Our source never
-     * produces JWRN_JPEG_EOF, but should a libjpeg build emit it, it is a truncation. */
-    if (level < 0 && c->err->msg_code == JWRN_JPEG_EOF) {
-        jerr_ctx *e = (jerr_ctx *)c->err;
-        e->why = WHY_EOF;
-        longjmp(e->jb, 1);
-    }
-}
-
-static void on_output_message(j_common_ptr c)
-{
-    (void)c;
-}
-
-static void on_progress(j_common_ptr c)
-{
-    jprog_ctx *p = (jprog_ctx *)c->progress;
-    if (c->is_decompressor && p->max_scans > 0 &&
-        ((j_decompress_ptr)c)->input_scan_number > p->max_scans) {
-        jerr_ctx *e = (jerr_ctx *)c->err;
-        e->why = WHY_SCANS;
-        longjmp(e->jb, 1);
-    }
-}
-
-/* Suspending in-memory source exposing the data block by block (see the top comment). */
-#define FEED_BLOCK 65536u
-
-typedef struct {
-    struct jpeg_source_mgr pub; /* first member: cinfo->src points here */
-    const uint8_t *data;
-    size_t len;
-    size_t exposed;      /* bytes of data made visible so far */
-    size_t pending_skip; /* skip_input_data() beyond the visible data, applied on resume */
-} feed_src;
-
-static void src_init(j_decompress_ptr c)
-{
-    (void)c;
-}
-
-static boolean src_fill(j_decompress_ptr c)
-{
-    (void)c;
-    return FALSE; /* suspend; the caller exposes more data and retries (feed_resume) */
-}
-
-static void src_skip(j_decompress_ptr c, long n)
-{
-    feed_src *s = (feed_src *)c->src;
-    if (n <= 0)
-        return;
-    if ((unsigned long)n > s->pub.bytes_in_buffer) {
-        s->pending_skip += (size_t)n - s->pub.bytes_in_buffer;
-        s->pub.next_input_byte += s->pub.bytes_in_buffer;
-        s->pub.bytes_in_buffer = 0; /* the next read suspends */
-    } else {
-        s->pub.next_input_byte += n;
-        s->pub.bytes_in_buffer -= (size_t)n;
-    }
-}
-
-static void src_term(j_decompress_ptr c)
-{
-    (void)c;
-}
-
-/* After a suspension: expose the next block(s), as Pillow's load loop does. False at EOF. */
-static bool feed_resume(feed_src *s)
-{
-    do {
-        if (s->exposed >= s->len)
-            return false;
-        size_t add = s->len - s->exposed < FEED_BLOCK ? s->len - s->exposed : FEED_BLOCK;
-        s->exposed += add;
-        s->pub.bytes_in_buffer += add;
-        if (s->pending_skip > 0) {
-            size_t k = s->pending_skip < s->pub.bytes_in_buffer ? s->pending_skip
-                                                                 : s->pub.bytes_in_buffer;
-            s->pub.next_input_byte += k;
-            s->pub.bytes_in_buffer -= k;
-            s->pending_skip -= k;
-        }
-    } while (s->pending_skip > 0);
-    return true;
-}
-
-static void setup(struct jpeg_decompress_struct *cinfo, jerr_ctx *jerr, feed_src *src,
-                  const uint8_t *data, size_t len)
-{
-    cinfo->err = jpeg_std_error(&jerr->pub);
-    jerr->pub.error_exit = on_error_exit;
-    jerr->pub.emit_message = on_emit_message;
-    jerr->pub.output_message = on_output_message;
-    jerr->why = 0;
-    jerr->msg[0] = '\0';
-    src->pub.init_source = src_init;
-    src->pub.fill_input_buffer = src_fill;
-    src->pub.skip_input_data = src_skip;
-    src->pub.resync_to_restart = jpeg_resync_to_restart;
-    src->pub.term_source = src_term;
-    src->data = data;
-    src->len = len;
-    src->exposed = len < FEED_BLOCK ? len : FEED_BLOCK;
-    src->pending_skip = 0;
-    src->pub.next_input_byte = data;
-    src->pub.bytes_in_buffer = src->exposed;
-}
-
-static bool fail_from(const jerr_ctx *jerr, int max_scans, cp_error *err)
-{
-    switch (jerr->why) {
-    case WHY_SCANS:
-        return cp_fail(err, CP_ERR_INVALID_IMAGE,
-                       "jpeg: too many progressive scans (more than %d)", max_scans);
-    case WHY_EOF:
-        return cp_fail(err, CP_ERR_INVALID_IMAGE,
-                       "jpeg: Premature end of JPEG file (image file is truncated)");
-    default:
-        if (jerr->pub.msg_code == JERR_CANT_SUSPEND)
-            return cp_fail(err, CP_ERR_INVALID_IMAGE,
-                           "jpeg: %s (arithmetic-coded data across a 64 KiB block; "
-                           "Pillow cannot decode this file either)", jerr->msg);
-        return cp_fail(err, CP_ERR_INVALID_IMAGE, "jpeg: %s",
-                       jerr->msg[0] ? jerr->msg : "corrupt JPEG data");
-    }
-}
-
-static bool fail_truncated(cp_error *err)
-{
-    return cp_fail(err, CP_ERR_INVALID_IMAGE,
-                   "jpeg: Premature end of JPEG file (image file is truncated)");
-}
-
-/* Checks shared by header and decode: what Pillow's JpegImagePlugin accepts. */
-static bool check_frame(const struct jpeg_decompress_struct *cinfo, cp_error *err)
-{
-    if (cinfo->data_precision != 8)
-        return cp_fail(err, CP_ERR_UNSUPPORTED_FORMAT, "jpeg: cannot handle %d-bit samples",
-                       cinfo->data_precision);
-    if (cinfo->num_components != 1 && cinfo->num_components != 3 && cinfo->num_components != 4)
-        return cp_fail(err, CP_ERR_UNSUPPORTED_FORMAT, "jpeg: cannot handle %d-component images",
-                       cinfo->num_components);
-    if (cinfo->image_width == 0 || cinfo->image_height == 0 ||
-        cinfo->image_width > JPEG_MAX_DIMENSION || cinfo->image_height > JPEG_MAX_DIMENSION)
-        return cp_fail(err, CP_ERR_INVALID_IMAGE,
-                       "jpeg: unsupported image dimensions %ux%u (1..%ld per side)",
-                       (unsigned)cinfo->image_width, (unsigned)cinfo->image_height,
-                       (long)JPEG_MAX_DIMENSION);
-    return true;
-}
+#include "jpeg_source.h"
 
 /* Orientation from the saved APP1 markers: EXIF segments concatenated like Pillow
  * (the first whole, later ones without their "Exif\0\0"), XMP (last one) as fallback. */
@@ -278,7 +102,7 @@ static void job_init(jpeg_job *j, const uint8_t *data, size_t len)
 {
     memset(j, 0, sizeof *j);
     j->scale_denom = 1;
-    setup(&j->cinfo, &j->jerr, &j->src, data, len);
+    jsrc_setup(&j->cinfo, &j->jerr, &j->src, data, len);
 }
 
 static void job_free(jpeg_job *j)
@@ -299,13 +123,17 @@ static int header_run(jpeg_job *j, image_header *hdr, cp_error *err)
     j->cinfo.src = &j->src.pub;
     jpeg_save_markers(&j->cinfo, JPEG_APP0 + 1, 0xffff);
     while (jpeg_read_header(&j->cinfo, TRUE) == JPEG_SUSPENDED)
-        if (!feed_resume(&j->src))
+        if (!jsrc_resume(&j->src))
             return RUN_TRUNCATED;
-    if (!check_frame(&j->cinfo, err))
+    if (!jsrc_check_frame(&j->cinfo, err))
         return RUN_CHECKED;
     hdr->width = (int)j->cinfo.image_width;
     hdr->height = (int)j->cinfo.image_height;
     hdr->orientation = orientation_from_markers(&j->cinfo);
+    hdr->jpeg_blocks = 0;
+    for (int c = 0; c < j->cinfo.num_components; c++)
+        hdr->jpeg_blocks += (int64_t)j->cinfo.comp_info[c].width_in_blocks *
+                            j->cinfo.comp_info[c].height_in_blocks;
     return RUN_OK;
 }
 
@@ -314,8 +142,8 @@ static bool finish(jpeg_job *j, int rc, cp_error *err)
     job_free(j);
     switch (rc) {
     case RUN_OK: return true;
-    case RUN_LIBJPEG: return fail_from(&j->jerr, j->max_scans, err);
-    case RUN_TRUNCATED: return fail_truncated(err);
+    case RUN_LIBJPEG: return jsrc_fail(&j->jerr, j->max_scans, err);
+    case RUN_TRUNCATED: return jsrc_fail_truncated(err);
     case RUN_MISMATCH:
         return cp_fail(err, CP_ERR_INTERNAL, "jpeg: image data does not match its header");
     case RUN_NOMEM: return cp_fail(err, CP_ERR_INTERNAL, "jpeg: out of memory");
@@ -514,16 +342,16 @@ static int pixels_run(jpeg_job *j, const image_header *hdr, uint8_t *dst, cp_err
     jpeg_create_decompress(cinfo);
     cinfo->src = &j->src.pub;
     while (jpeg_read_header(cinfo, TRUE) == JPEG_SUSPENDED)
-        if (!feed_resume(&j->src))
+        if (!jsrc_resume(&j->src))
             return RUN_TRUNCATED;
-    if (!check_frame(cinfo, err))
+    if (!jsrc_check_frame(cinfo, err))
         return RUN_CHECKED;
     if ((int)cinfo->image_width != hdr->width || (int)cinfo->image_height != hdr->height)
         return RUN_MISMATCH;
     const int ncomp = cinfo->num_components;
     cinfo->out_color_space = ncomp == 1 ? JCS_GRAYSCALE : ncomp == 3 ? JCS_RGB : JCS_CMYK;
     if (j->max_scans > 0) {
-        j->prog.pub.progress_monitor = on_progress;
+        j->prog.pub.progress_monitor = jsrc_on_progress;
         j->prog.max_scans = j->max_scans;
         cinfo->progress = &j->prog.pub;
     }
@@ -544,7 +372,7 @@ static int pixels_run(jpeg_job *j, const image_header *hdr, uint8_t *dst, cp_err
         j->region->buffered = plan.buffered;
 
     while (!jpeg_start_decompress(cinfo))
-        if (!feed_resume(&j->src))
+        if (!jsrc_resume(&j->src))
             return RUN_TRUNCATED;
     if (plan.buffered) {
         /* all entropy-coded data first (see "Region decoding" above) */
@@ -556,7 +384,7 @@ static int pixels_run(jpeg_job *j, const image_header *hdr, uint8_t *dst, cp_err
                 continue;
             if (cinfo->input_iMCU_row >= cinfo->total_iMCU_rows)
                 break; /* scan complete, suspended looking for EOI: like finish_decompress */
-            if (!feed_resume(&j->src))
+            if (!jsrc_resume(&j->src))
                 return RUN_TRUNCATED;
         }
         if (!jpeg_start_output(cinfo, cinfo->input_scan_number))
@@ -605,7 +433,7 @@ static int pixels_run(jpeg_job *j, const image_header *hdr, uint8_t *dst, cp_err
         }
         JDIMENSION got = jpeg_read_scanlines(cinfo, rows, want);
         if (got == 0) { /* suspended */
-            if (!feed_resume(&j->src))
+            if (!jsrc_resume(&j->src))
                 return RUN_TRUNCATED; /* the data ended before the image did */
             continue;
         }
