@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "batch.h"
+#include "jpeg_blocks.h"
 #include "normalize.h"
 
 #ifdef __cplusplus
@@ -24,7 +25,27 @@ typedef struct {
     size_t coeff_ints;      /* packed coefficients per slot */
     int max_images;         /* descriptors per slot */
     int slots;              /* batches in flight */
+    size_t coef_bytes;      /* hybrid JPEG decode: coefficient blocks per slot (pinned host +
+                               device); 0 = no hybrid decode */
+    size_t plane_bytes;     /* hybrid JPEG decode: decoded sample planes per slot (device) */
+    int max_planes;         /* hybrid JPEG decode: component descriptors per slot */
 } cuda_engine_sizes;
+
+/* A byte range of the staging buffer to upload (pixels decoded on the CPU). */
+typedef struct {
+    size_t off, bytes;
+} staging_range;
+
+/* The hybrid-decoded images of a batch: their coefficients are in cuda_engine_coefs(slot);
+ * the GPU writes their RGB at images[i].rgb_off in the device staging buffer, where the
+ * resample passes read it. */
+typedef struct {
+    const jh_image *images;
+    int n_images;
+    const jh_plane *planes;
+    int n_planes;
+    size_t coef_bytes;      /* bytes of coefficients to upload */
+} hybrid_batch;
 
 /* Number of usable devices (0 when there is no driver or device); name of device 0. */
 int cuda_device_count(char *name, size_t name_cap, char *err, size_t err_cap);
@@ -38,8 +59,17 @@ void cuda_engine_destroy(cuda_engine *e);
 uint8_t *cuda_engine_staging(cuda_engine *e, int slot);
 const uint8_t *cuda_engine_output(cuda_engine *e, int slot);
 
-/* Queues H2D (pixels, descriptors, coefficients), both passes and D2H on the slot's stream. */
-bool cuda_engine_launch(cuda_engine *e, int slot, const batch_layout *b, size_t staging_used,
+/* Pinned coefficient buffer of a slot (hybrid decode; NULL when coef_bytes is 0), and after
+ * cuda_engine_wait the per-image IDCT guard flags of the slot's hybrid images (nonzero: the
+ * image's RGB is unspecified; decode it on the CPU). */
+int16_t *cuda_engine_coefs(cuda_engine *e, int slot);
+const int32_t *cuda_engine_guard_flags(cuda_engine *e, int slot);
+
+/* Queues on the slot's stream: H2D of the uploads (CPU-decoded pixels), the hybrid decode of
+ * `hybrid` (may be NULL or empty), H2D descriptors and coefficients, both resample passes and
+ * the D2H of the outputs. */
+bool cuda_engine_launch(cuda_engine *e, int slot, const batch_layout *b,
+                        const staging_range *uploads, int n_uploads, const hybrid_batch *hybrid,
                         char *err, size_t err_cap);
 /* After a launch, also copies one image's output (out_off/bytes within the batch output)
  * straight to its destination — device memory (the CUDA IPC pool) or pinned host memory (the

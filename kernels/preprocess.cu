@@ -12,6 +12,7 @@ extern "C" {
 #include "batch.h"
 #include "cuda_engine.h"
 }
+#include "jpeg_decode_cuda.h"
 
 namespace {
 
@@ -24,6 +25,12 @@ struct slot {
     image_desc *d_descs = nullptr;
     int32_t *d_coeffs = nullptr;
     size_t out_used = 0;
+    // hybrid JPEG decode (allocated when sizes.coef_bytes > 0)
+    int16_t *h_coefs = nullptr, *d_coefs = nullptr;
+    uint8_t *d_planes = nullptr;
+    jh_image *h_images = nullptr, *d_images = nullptr;
+    jh_plane *h_jplanes = nullptr, *d_jplanes = nullptr;
+    int32_t *h_guard = nullptr, *d_guard = nullptr;
 };
 
 constexpr int kThreads = 256;
@@ -99,6 +106,15 @@ extern "C" void cuda_engine_destroy(cuda_engine *e)
         cudaFree(s.d_out);
         cudaFree(s.d_descs);
         cudaFree(s.d_coeffs);
+        cudaFreeHost(s.h_coefs);
+        cudaFreeHost(s.h_images);
+        cudaFreeHost(s.h_jplanes);
+        cudaFreeHost(s.h_guard);
+        cudaFree(s.d_coefs);
+        cudaFree(s.d_planes);
+        cudaFree(s.d_images);
+        cudaFree(s.d_jplanes);
+        cudaFree(s.d_guard);
         if (s.stream)
             cudaStreamDestroy(s.stream);
     }
@@ -140,6 +156,27 @@ extern "C" cuda_engine *cuda_engine_create(int device, const cuda_engine_sizes *
                     "device descriptors", err, err_cap) &&
              report(cudaMalloc(&s.d_coeffs, sizeof(int32_t) * sizes->coeff_ints),
                     "device coefficients", err, err_cap);
+        if (ok && sizes->coef_bytes > 0) {
+            size_t ni = (size_t)sizes->max_images, np = (size_t)sizes->max_planes;
+            ok = report(cudaHostAlloc(&s.h_coefs, sizes->coef_bytes, cudaHostAllocDefault),
+                        "pinned JPEG coefficients", err, err_cap) &&
+                 report(cudaHostAlloc(&s.h_images, sizeof(jh_image) * ni, cudaHostAllocDefault),
+                        "pinned JPEG descriptors", err, err_cap) &&
+                 report(cudaHostAlloc(&s.h_jplanes, sizeof(jh_plane) * np, cudaHostAllocDefault),
+                        "pinned JPEG planes", err, err_cap) &&
+                 report(cudaHostAlloc(&s.h_guard, sizeof(int32_t) * ni, cudaHostAllocDefault),
+                        "pinned guard flags", err, err_cap) &&
+                 report(cudaMalloc(&s.d_coefs, sizes->coef_bytes), "device JPEG coefficients",
+                        err, err_cap) &&
+                 report(cudaMalloc(&s.d_planes, sizes->plane_bytes), "device JPEG planes", err,
+                        err_cap) &&
+                 report(cudaMalloc(&s.d_images, sizeof(jh_image) * ni), "device JPEG descriptors",
+                        err, err_cap) &&
+                 report(cudaMalloc(&s.d_jplanes, sizeof(jh_plane) * np), "device JPEG planes",
+                        err, err_cap) &&
+                 report(cudaMalloc(&s.d_guard, sizeof(int32_t) * ni), "device guard flags", err,
+                        err_cap);
+        }
     }
     if (!ok) {
         cuda_engine_destroy(e);
@@ -151,13 +188,77 @@ extern "C" cuda_engine *cuda_engine_create(int device, const cuda_engine_sizes *
 extern "C" uint8_t *cuda_engine_staging(cuda_engine *e, int i) { return e->slots[i].h_staging; }
 extern "C" const uint8_t *cuda_engine_output(cuda_engine *e, int i) { return e->slots[i].h_out; }
 
+extern "C" int16_t *cuda_engine_coefs(cuda_engine *e, int i) { return e->slots[i].h_coefs; }
+extern "C" const int32_t *cuda_engine_guard_flags(cuda_engine *e, int i)
+{
+    return e->slots[i].h_guard;
+}
+
+// The hybrid decode's part of a launch: coefficients and descriptors up, guard flags zeroed,
+// IDCT + upsampling into the device staging buffer, guard flags down.
+static bool launch_hybrid(cuda_engine *e, slot &s, const hybrid_batch *h, char *err,
+                          size_t err_cap)
+{
+    const cuda_engine_sizes &z = e->sizes;
+    if (!s.h_coefs || h->n_images > z.max_images || h->n_planes > z.max_planes ||
+        h->coef_bytes > z.coef_bytes) {
+        snprintf(err, err_cap, "hybrid JPEG batch exceeds the slot's preallocated buffers");
+        return false;
+    }
+    // every write the kernels will do stays inside its buffer (a layout bug must not corrupt
+    // device memory)
+    for (int k = 0; k < h->n_planes; k++) {
+        const jh_plane &p = h->planes[k];
+        uint64_t n = (uint64_t)p.wb * p.hb * 64;
+        if (p.wb <= 0 || p.hb <= 0 || p.image < 0 || p.image >= h->n_images ||
+            p.plane_off + n > z.plane_bytes || (p.coef_off + n) * sizeof(int16_t) > h->coef_bytes) {
+            snprintf(err, err_cap, "hybrid JPEG plane %d is outside the slot's buffers", k);
+            return false;
+        }
+    }
+    for (int k = 0; k < h->n_images; k++) {
+        const jh_image &m = h->images[k];
+        bool planes_ok = m.ncomp >= 1 && m.ncomp <= JH_MAX_COMPONENTS;
+        for (int c = 0; planes_ok && c < m.ncomp; c++)
+            planes_ok = m.plane[c] >= 0 && m.plane[c] < h->n_planes;
+        if (!planes_ok || m.width <= 0 || m.height <= 0 ||
+            m.rgb_off + (uint64_t)m.width * m.height * 3 > z.staging_bytes) {
+            snprintf(err, err_cap, "hybrid JPEG image %d is outside the slot's buffers", k);
+            return false;
+        }
+    }
+    std::memcpy(s.h_images, h->images, sizeof(jh_image) * h->n_images);
+    std::memcpy(s.h_jplanes, h->planes, sizeof(jh_plane) * h->n_planes);
+    return report(cudaMemcpyAsync(s.d_coefs, s.h_coefs, h->coef_bytes, cudaMemcpyHostToDevice,
+                                  s.stream), "H2D JPEG coefficients", err, err_cap) &&
+           report(cudaMemcpyAsync(s.d_images, s.h_images, sizeof(jh_image) * h->n_images,
+                                  cudaMemcpyHostToDevice, s.stream), "H2D JPEG descriptors",
+                  err, err_cap) &&
+           report(cudaMemcpyAsync(s.d_jplanes, s.h_jplanes, sizeof(jh_plane) * h->n_planes,
+                                  cudaMemcpyHostToDevice, s.stream), "H2D JPEG planes", err,
+                  err_cap) &&
+           report(cudaMemsetAsync(s.d_guard, 0, sizeof(int32_t) * h->n_images, s.stream),
+                  "guard flags", err, err_cap) &&
+           report(jh_cuda_launch(s.d_jplanes, h->n_planes, s.d_images, h->n_images, s.d_coefs,
+                                 s.d_planes, s.d_staging, s.d_guard, s.stream),
+                  "JPEG decode kernels", err, err_cap) &&
+           report(cudaMemcpyAsync(s.h_guard, s.d_guard, sizeof(int32_t) * h->n_images,
+                                  cudaMemcpyDeviceToHost, s.stream), "D2H guard flags", err,
+                  err_cap);
+}
+
 extern "C" bool cuda_engine_launch(cuda_engine *e, int i, const batch_layout *b,
-                                   size_t staging_used, char *err, size_t err_cap)
+                                   const staging_range *uploads, int n_uploads,
+                                   const hybrid_batch *hybrid, char *err, size_t err_cap)
 {
     slot &s = e->slots[i];
     const cuda_engine_sizes &z = e->sizes;
-    if (b->count > z.max_images || b->n_coeffs > z.coeff_ints || b->tmp_bytes > z.tmp_bytes ||
-        b->out_bytes > z.out_bytes || staging_used > z.staging_bytes) {
+    bool fits = b->count <= z.max_images && b->n_coeffs <= z.coeff_ints &&
+                b->tmp_bytes <= z.tmp_bytes && b->out_bytes <= z.out_bytes;
+    for (int k = 0; k < n_uploads; k++)
+        fits = fits && uploads[k].off <= z.staging_bytes &&
+               uploads[k].bytes <= z.staging_bytes - uploads[k].off;
+    if (!fits) {
         snprintf(err, err_cap, "batch exceeds the slot's preallocated buffers");
         return false;
     }
@@ -166,10 +267,14 @@ extern "C" bool cuda_engine_launch(cuda_engine *e, int i, const batch_layout *b,
     std::memcpy(s.h_descs, b->descs, sizeof(image_desc) * b->count);
     std::memcpy(s.h_coeffs, b->coeffs, sizeof(int32_t) * b->n_coeffs);
     s.out_used = b->out_bytes;
-    bool ok =
-        report(cudaSetDevice(e->device), "cudaSetDevice", err, err_cap) &&
-        report(cudaMemcpyAsync(s.d_staging, s.h_staging, staging_used, cudaMemcpyHostToDevice, s.stream),
-               "H2D pixels", err, err_cap) &&
+    bool ok = report(cudaSetDevice(e->device), "cudaSetDevice", err, err_cap);
+    for (int k = 0; ok && k < n_uploads; k++)
+        ok = report(cudaMemcpyAsync(s.d_staging + uploads[k].off, s.h_staging + uploads[k].off,
+                                    uploads[k].bytes, cudaMemcpyHostToDevice, s.stream),
+                    "H2D pixels", err, err_cap);
+    if (ok && hybrid && hybrid->n_images > 0)
+        ok = launch_hybrid(e, s, hybrid, err, err_cap);
+    ok = ok &&
         report(cudaMemcpyAsync(s.d_descs, s.h_descs, sizeof(image_desc) * b->count,
                                cudaMemcpyHostToDevice, s.stream), "H2D descriptors", err, err_cap) &&
         report(cudaMemcpyAsync(s.d_coeffs, s.h_coeffs, sizeof(int32_t) * b->n_coeffs,

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One prepared run on a machine with an NVIDIA GPU (the device tool's H100/H200):
-# build for sm_90, GPU tests (GPU output must equal CPU output bit for bit), GPU benchmark
-# (CPU executor vs CUDA engine, batch sizes 1..256), full logs into OUTDIR, short table last.
+# build for sm_90, GPU tests (GPU output must equal CPU output bit for bit; the hybrid JPEG
+# decode must equal its host twin and libjpeg), GPU benchmark (CPU executor vs CUDA engine vs
+# CUDA engine with the hybrid decode, batch sizes 1..256, CPU-ms per image for each), full logs
+# into OUTDIR, short table last.
 #   bash scripts/gpu-check.sh OUTDIR
 # The device machine has no network: build dependencies come from the system or from a
 # carried .deps/ folder made here with scripts/gpu-deps.sh; bench images from a carried
@@ -29,6 +31,7 @@ note "card: ${card:-unknown}; date: $(date -u +%F)"
 B=build/gpu
 if make -j"$(nproc)" CUDA=1 CUDA_GENCODE="-arch=sm_90" BUILD=$B BIN=$B/bin $B/bin/clipprepd \
      $B/bin/pipeline-bench $B/bin/tests/gpu_parity $B/bin/tests/test_batch_twin \
+     $B/bin/tests/test_hybrid_decode \
      $B/bin/tests/ipc_reader $B/bin/tests/ipc_owner >"$out/build.log" 2>&1; then
   note "build (sm_90): ok"
 else
@@ -36,6 +39,9 @@ else
 fi
 
 $B/bin/tests/test_batch_twin >"$out/twin.log" 2>&1 && note "host twin = CPU loops: ok" || note "host twin: FAILED"
+$B/bin/tests/test_hybrid_decode >"$out/hybrid-twin.log" 2>&1 \
+  && note "hybrid decode host twin = libjpeg: $(grep -m1 'files:' "$out/hybrid-twin.log" | sed 's/^ *//')" \
+  || note "hybrid decode host twin: FAILED (hybrid-twin.log)"
 if $B/bin/tests/gpu_parity >"$out/gpu-tests.log" 2>&1; then
   note "GPU = CPU bit-for-bit: $(tail -1 "$out/gpu-tests.log")"
 else
@@ -61,11 +67,15 @@ else
     cpu=$($B/bin/pipeline-bench --mode full --threads "$threads" --seconds 3 "$@" 2>>"$out/bench.err")
     echo "$cpu" >>"$out/bench.jsonl"
     line="$cls cpu($threads thr): $(sed -E 's/.*"cpu_ms_per_image":([0-9.]+).*"images_per_s":([0-9.]+).*/\2 img\/s, \1 CPU-ms\/img/' <<<"$cpu")"
-    for b in 1 8 32 128 256; do
-      g=$($B/bin/pipeline-bench --mode cuda --batch "$b" --threads "$threads" --seconds 3 "$@" 2>>"$out/bench.err")
+    ent=$($B/bin/pipeline-bench --mode entropy --threads "$threads" --seconds 3 "$@" 2>>"$out/bench.err")
+    echo "$ent" >>"$out/bench.jsonl"
+    line+=" | entropy only: $(sed -E 's/.*"cpu_ms_per_image":([0-9.]+).*/\1 CPU-ms\/img/' <<<"$ent")"
+    for run in cuda:1 cuda:32 cuda:128 cuda:256 cuda-hybrid:1 cuda-hybrid:32 cuda-hybrid:128 cuda-hybrid:256; do
+      m=${run%%:*} b=${run##*:}
+      g=$($B/bin/pipeline-bench --mode "$m" --batch "$b" --threads "$threads" --seconds 3 "$@" 2>>"$out/bench.err")
       echo "$g" >>"$out/bench.jsonl"
-      if [[ -z $g ]]; then line+=" | cuda b$b: failed (bench.err)"; continue; fi
-      line+=" | cuda b$b: $(sed -E 's/.*"cpu_ms_per_image":([0-9.]+).*"images_per_s":([0-9.]+).*/\2 img\/s, \1 CPU-ms/' <<<"$g")"
+      if [[ -z $g ]]; then line+=" | $m b$b: failed (bench.err)"; continue; fi
+      line+=" | $m b$b: $(sed -E 's/.*"cpu_ms_per_image":([0-9.]+).*"images_per_s":([0-9.]+).*/\2 img\/s, \1 CPU-ms/' <<<"$g")"
     done
     note "$line"
   done

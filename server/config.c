@@ -38,6 +38,7 @@ typedef enum {
     KEY_INT_LIST,  /* preferred_batch_sizes */
     KEY_BACKEND,   /* backend_kind */
     KEY_LOG_LEVEL, /* log_level */
+    KEY_GPU_DECODE, /* gpu_decode_mode */
 } key_type;
 
 typedef struct {
@@ -68,6 +69,7 @@ static const key_def keys[] = {
     {"shm_lease_ttl_ms", KEY_INT, FIELD(shm_lease_ttl_ms), 1, 86400000},
     {"shm_mode", KEY_STRING, FIELD(shm_mode), 0, 0},
     {"backend", KEY_BACKEND, FIELD(backend), 0, 0},
+    {"decode_on_gpu", KEY_GPU_DECODE, FIELD(decode_on_gpu), 0, 0},
     {"cpu_workers", KEY_INT, FIELD(cpu_workers), 0, 1024},
     {"max_batch_size", KEY_INT, FIELD(max_batch_size), 1, 4096},
     {"max_queue_delay_us", KEY_INT, FIELD(max_queue_delay_us), 0, 10000000},
@@ -86,6 +88,7 @@ static const key_def keys[] = {
 
 static const char *const backend_names[] = {"auto", "cpu", "cuda"};
 static const char *const log_level_names[] = {"debug", "info", "warn", "error"};
+static const char *const gpu_decode_names[] = {"auto", "on", "off"};
 
 void config_defaults(cp_config *cfg)
 {
@@ -267,15 +270,20 @@ static bool store_string(cp_config *cfg, const key_def *k, const char *where, co
 static bool store_enum(cp_config *cfg, const key_def *k, const char *where, const char *v,
                        cp_error *err)
 {
-    const char *const *names = k->type == KEY_BACKEND ? backend_names : log_level_names;
-    int count = k->type == KEY_BACKEND ? 3 : 4;
+    const char *const *names = k->type == KEY_BACKEND ? backend_names
+                               : k->type == KEY_GPU_DECODE ? gpu_decode_names : log_level_names;
+    int count = k->type == KEY_LOG_LEVEL ? 4 : 3;
     for (int i = 0; i < count; i++) {
         if (strcmp(v, names[i]) == 0) {
             if (k->type == KEY_BACKEND) cfg->backend = (backend_kind)i;
+            else if (k->type == KEY_GPU_DECODE) cfg->decode_on_gpu = (gpu_decode_mode)i;
             else cfg->log_level = (log_level)i;
             return true;
         }
     }
+    if (k->type == KEY_GPU_DECODE)
+        return cp_fail(err, CP_ERR_CONFIG, "%s: expected \"auto\", \"on\" or \"off\", got \"%.40s\"",
+                       where, v);
     if (k->type == KEY_BACKEND)
         return cp_fail(err, CP_ERR_CONFIG, "%s: expected \"auto\", \"cpu\" or \"cuda\", got \"%.40s\"",
                        where, v);
@@ -305,7 +313,8 @@ static bool apply_string(cp_config *cfg, const key_def *k, const char *where, co
     case KEY_STRING:
     case KEY_PATH: return store_string(cfg, k, where, v, NULL, err);
     case KEY_BACKEND:
-    case KEY_LOG_LEVEL: return store_enum(cfg, k, where, v, err);
+    case KEY_LOG_LEVEL:
+    case KEY_GPU_DECODE: return store_enum(cfg, k, where, v, err);
     case KEY_INT:
     case KEY_LLONG: {
         long long x;
@@ -407,6 +416,7 @@ static bool apply_json_value(cp_config *cfg, const key_def *k, const cJSON *j, c
     case KEY_PATH:
     case KEY_BACKEND:
     case KEY_LOG_LEVEL:
+    case KEY_GPU_DECODE:
         if (!cJSON_IsString(j))
             return cp_fail(err, CP_ERR_CONFIG, "%s: expected a string, got %s", where,
                            json_type_name(j));
@@ -526,6 +536,10 @@ bool config_validate(const cp_config *cfg, cp_error *err)
                            "preferred_batch_sizes: %d is outside 1..max_batch_size (%d)",
                            cfg->preferred_batch_sizes[i], cfg->max_batch_size);
     }
+    if (cfg->decode_on_gpu == GPU_DECODE_ON && cfg->backend == BACKEND_CPU)
+        return cp_fail(err, CP_ERR_CONFIG,
+                       "decode_on_gpu: \"on\" needs the CUDA backend, but backend is \"cpu\" "
+                       "(use \"auto\" or \"off\")");
     if (cfg->max_pixels < 1 || cfg->max_pixels > MAX_PIXELS_LIMIT)
         return cp_fail(err, CP_ERR_CONFIG, "max_pixels: expected 1..%lld, got %lld",
                        MAX_PIXELS_LIMIT, cfg->max_pixels);
@@ -753,6 +767,7 @@ void *config_to_cjson(const cp_config *cfg)
         case KEY_SIZE: v = cJSON_CreateNumber((double)*(const size_t *)src); break;
         case KEY_BACKEND: v = cJSON_CreateString(backend_kind_name(cfg->backend)); break;
         case KEY_LOG_LEVEL: v = cJSON_CreateString(log_level_name(cfg->log_level)); break;
+        case KEY_GPU_DECODE: v = cJSON_CreateString(gpu_decode_names[cfg->decode_on_gpu]); break;
         case KEY_INT_LIST:
             v = cJSON_CreateIntArray(cfg->preferred_batch_sizes, cfg->n_preferred_batch_sizes);
             break;

@@ -13,6 +13,7 @@
 
 typedef enum { BACKEND_AUTO = 0, BACKEND_CPU, BACKEND_CUDA } backend_kind;
 typedef enum { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR } log_level;
+typedef enum { GPU_DECODE_AUTO = 0, GPU_DECODE_ON, GPU_DECODE_OFF } gpu_decode_mode;
 
 typedef struct {
     /* network */
@@ -43,6 +44,10 @@ typedef struct {
                                   and /readyz */
     /* engine */
     backend_kind backend;      /* "backend": "auto" | "cpu" | "cuda", default auto */
+    gpu_decode_mode decode_on_gpu; /* "decode_on_gpu": "auto" | "on" | "off", default auto: the
+                                  hybrid JPEG decode (entropy decoding on the CPU, the rest on
+                                  the GPU) wherever the CUDA backend runs; "on" refuses to
+                                  start without it */
     int cpu_workers;           /* "cpu_workers", default 0 = one per online core */
     int max_batch_size;        /* "max_batch_size", default 32 */
     int max_queue_delay_us;    /* "max_queue_delay_us", default 0 on purpose: CPU never waits */

@@ -3,7 +3,13 @@
  * laid out (descriptors + coefficients, batch.h), launched on the slot's stream, and finished
  * (outputs copied to the requests, jobs completed) while the next batch is decoded. Images too
  * large for a slot take the CPU path, which gives the same bytes. A CUDA failure fails the
- * affected requests with 503 and flips readiness; it never crashes the daemon. */
+ * affected requests with 503 and flips readiness; it never crashes the daemon.
+ *
+ * Hybrid JPEG decode (decode_on_gpu, on by default here): eligible JPEGs are only entropy-
+ * decoded on the CPU, into the slot's pinned coefficient buffer (jpeg_coeffs.c); the GPU does
+ * the rest (jpeg_decode.cu) and writes their RGB where the resample passes read it, so only
+ * the CPU-decoded images' pixels are uploaded. An image whose IDCT guard trips on the GPU is
+ * redone on the CPU path when the batch finishes. */
 #include "executor.h"
 
 #ifndef CLIPPREP_WITH_CUDA
@@ -28,6 +34,7 @@ executor *executor_cuda_create(batch_queue *q, const cp_config *cfg, const norma
 #include "../kernels/cuda_engine.h"
 #include "geometry.h"
 #include "image_work.h"
+#include "jpeg_coeffs.h"
 #include "log.h"
 #include "metrics.h"
 #include "parallel.h"
@@ -44,7 +51,18 @@ typedef struct {
     resize_plan *plans;
     bool busy;
     uint64_t launched_ns;
+    /* hybrid JPEG decode, per job */
+    uint64_t *coef_blk;      /* first coefficient block in the slot, NO_COEFS: not a candidate */
+    jpeg_coeffs *coeffs;     /* the candidate's description, when decoded that way */
+    jpeg_hybrid_reason *reason; /* JPEG_HYBRID_OK: its pixels come from the GPU decode */
+    int *hybrid_image;       /* index into images (guard flags), -1 for pixels from the CPU */
+    /* hybrid JPEG decode, per batch */
+    jh_image *images;
+    jh_plane *planes;
+    staging_range *uploads;
 } slot_state;
+
+#define NO_COEFS UINT64_MAX
 
 typedef struct {
     int device;
@@ -57,6 +75,8 @@ typedef struct {
     atomic_bool *ready;
     bool broken;             /* a CUDA error happened: fail everything from now on */
     int max_batch;
+    bool hybrid;             /* decode_on_gpu: eligible JPEGs are decoded on the GPU */
+    uint64_t coef_blocks;    /* coefficient blocks per slot */
     slot_state slots[SLOTS];
     int next_slot;
     job **batch;
@@ -87,6 +107,8 @@ static void mark_broken(gpu_worker *ce, const char *why)
     atomic_store(ce->ready, false);
 }
 
+static bool process_cpu_path(gpu_worker *ce, job *j, cpu_scratch *scratch, cp_error *e);
+
 /* Waits for a slot's launch and hands results to their requests. */
 static void finish_slot(gpu_worker *ce, int si)
 {
@@ -99,12 +121,24 @@ static void finish_slot(gpu_worker *ce, int si)
         mark_broken(ce, err);
     metrics_observe_ns(HIST_COMPUTE_SECONDS, monotonic_ns() - s->launched_ns);
     const uint8_t *out = cuda_engine_output(ce->eng, si);
+    const int32_t *guard = cuda_engine_guard_flags(ce->eng, si);
     int d = 0;
     for (int i = 0; i < s->n; i++) {
         job *j = s->jobs[i];
         if (!s->ok[i])
             continue; /* already completed with its decode error */
-        if (ok) {
+        int hi = s->hybrid_image[i];
+        if (ok && hi >= 0 && guard && guard[hi]) {
+            /* adversarial coefficients: libjpeg's own result is defined by its CPU code */
+            metrics_count_hybrid_decode(JPEG_HYBRID_GUARD);
+            cpu_scratch scratch = {0};
+            cp_error e = {0};
+            bool good = process_cpu_path(ce, j, &scratch, &e);
+            cpu_scratch_free(&scratch);
+            job_complete(j, good ? NULL : &e);
+        } else if (ok) {
+            if (hi >= 0)
+                metrics_count_hybrid_decode(JPEG_HYBRID_OK);
             size_t bytes = (size_t)3 * j->prof->out_height * j->prof->out_width *
                            tensor_dtype_size(j->dtype);
             if (!j->out_direct) /* direct outputs were copied on the stream at launch */
@@ -124,8 +158,10 @@ typedef struct {
     gpu_worker *ce;
     slot_state *s;
     uint8_t *staging;
+    int16_t *coefs;
 } decode_ctx;
 
+/* One image: entropy decoding only (hybrid candidates) or a full decode into staging. */
 static void decode_one(void *arg, int i)
 {
     decode_ctx *dc = arg;
@@ -134,13 +170,47 @@ static void decode_one(void *arg, int i)
     int w, h;
     decode_output_size(&j->hdr, &j->dopt, &w, &h);
     uint64_t t0 = monotonic_ns();
+    bool candidate = s->coef_blk[i] != NO_COEFS;
+    s->reason[i] = JPEG_HYBRID_NOT_JPEG;
     s->ok[i] = !job_request_failed(j) &&
-               decode_rgb(j->data, j->len, &j->hdr, &j->dopt, dc->staging + s->src_off[i],
-                          (size_t)w * h * 3, &s->errs[i]);
+               jpeg_hybrid_stage(j->data, j->len, &j->hdr, &j->dopt, candidate,
+                                 candidate ? dc->coefs + s->coef_blk[i] * 64 : NULL,
+                                 candidate ? (uint64_t)j->hdr.jpeg_blocks : 0, &s->coeffs[i],
+                                 &s->reason[i], dc->staging + s->src_off[i], (size_t)w * h * 3,
+                                 &s->errs[i]);
+    if (dc->ce->hybrid && s->ok[i] && s->reason[i] != JPEG_HYBRID_OK) /* OK: when finished */
+        metrics_count_hybrid_decode(candidate ? s->reason[i]
+                                    : jpeg_hybrid_precheck(&j->hdr, &j->dopt, dc->ce->coef_blocks));
     metrics_observe_ns(HIST_DECODE_SECONDS, monotonic_ns() - t0);
 }
 
 static size_t align16(size_t v) { return (v + 15) & ~(size_t)15; }
+
+/* Whether an image takes the hybrid decode, as far as its header tells. */
+static bool hybrid_candidate(const gpu_worker *ce, const job *j)
+{
+    return ce->hybrid &&
+           jpeg_hybrid_precheck(&j->hdr, &j->dopt, ce->coef_blocks) == JPEG_HYBRID_OK;
+}
+
+/* Adds the image decoded as coefficients in job slot i to the slot's hybrid batch. */
+static void add_hybrid_image(slot_state *s, int i, hybrid_batch *hb)
+{
+    const jpeg_coeffs *k = &s->coeffs[i];
+    jh_image m = k->image;
+    int at = hb->n_images;
+    for (int c = 0; c < k->n_planes; c++) {
+        jh_plane p = k->planes[c];
+        p.coef_off += s->coef_blk[i] * 64; /* int16 elements */
+        p.plane_off += s->coef_blk[i] * 64; /* bytes: one sample per coefficient */
+        p.image = at;
+        m.plane[c] = hb->n_planes;
+        s->planes[hb->n_planes++] = p;
+    }
+    m.rgb_off = s->src_off[i];
+    s->images[hb->n_images++] = m;
+    s->hybrid_image[i] = at;
+}
 
 /* Launches jobs[0..n) (already known to fit) in slot si. */
 static void launch_chunk(gpu_worker *ce, int si, job **jobs, int n)
@@ -148,16 +218,25 @@ static void launch_chunk(gpu_worker *ce, int si, job **jobs, int n)
     slot_state *s = &ce->slots[si];
     s->n = n;
     size_t off = 0;
+    uint64_t blk = 0;
     for (int i = 0; i < n; i++) {
         int w, h;
         s->jobs[i] = jobs[i];
         s->errs[i] = (cp_error){0};
+        s->hybrid_image[i] = -1;
         decode_output_size(&jobs[i]->hdr, &jobs[i]->dopt, &w, &h);
         s->src_off[i] = off;
         off += align16((size_t)w * h * 3);
+        s->coef_blk[i] = NO_COEFS;
+        if (hybrid_candidate(ce, jobs[i])) { /* run_batch checked that the blocks fit */
+            s->coef_blk[i] = blk;
+            blk += (uint64_t)jobs[i]->hdr.jpeg_blocks;
+        }
     }
-    decode_ctx dc = {ce, s, cuda_engine_staging(ce->eng, si)};
+    decode_ctx dc = {ce, s, cuda_engine_staging(ce->eng, si), cuda_engine_coefs(ce->eng, si)};
     parallel_for(ce->pool, n, decode_one, &dc);
+    hybrid_batch hb = {.images = s->images, .planes = s->planes, .coef_bytes = blk * 128};
+    int n_uploads = 0;
 
     batch_layout_reset(&s->layout);
     int d = 0;
@@ -172,6 +251,16 @@ static void launch_chunk(gpu_worker *ce, int si, job **jobs, int n)
         }
         int w, h;
         decode_output_size(&j->hdr, &j->dopt, &w, &h);
+        if (s->reason[i] == JPEG_HYBRID_OK) {
+            add_hybrid_image(s, i, &hb);
+        } else { /* decoded on the CPU: upload its pixels (coalesced with the previous) */
+            size_t bytes = (size_t)w * h * 3;
+            staging_range *last = n_uploads ? &s->uploads[n_uploads - 1] : NULL;
+            if (last && align16(last->off + last->bytes) == s->src_off[i])
+                last->bytes = s->src_off[i] + bytes - last->off;
+            else
+                s->uploads[n_uploads++] = (staging_range){s->src_off[i], bytes};
+        }
         image_geometry g;
         geometry_compute(j->prof, w, h, &g);
         resize_plan *p = &s->plans[d];
@@ -190,7 +279,8 @@ static void launch_chunk(gpu_worker *ce, int si, job **jobs, int n)
     char err[256] = "";
     s->busy = true;
     s->launched_ns = monotonic_ns();
-    if (!cuda_engine_launch(ce->eng, si, &s->layout, off, err, sizeof err)) {
+    if (!cuda_engine_launch(ce->eng, si, &s->layout, s->uploads, n_uploads, &hb, err,
+                            sizeof err)) {
         mark_broken(ce, err); /* finish_slot's wait reports it to the jobs */
         return;
     }
@@ -258,6 +348,7 @@ static void run_batch(gpu_worker *ce, job **jobs, int n)
         ce->next_slot = (ce->next_slot + 1) % SLOTS;
         finish_slot(ce, si);
         size_t st = 0, tm = 0, co = 0, ou = 0;
+        uint64_t blocks = 0;
         int start = i, count = 0;
         job *chunk[4096];
         while (i < n && count < ce->sizes.max_images) {
@@ -280,10 +371,12 @@ static void run_batch(gpu_worker *ce, job **jobs, int n)
                 i++;
                 continue;
             }
+            uint64_t k = hybrid_candidate(ce, j) ? (uint64_t)j->hdr.jpeg_blocks : 0;
             if (st + a > ce->sizes.staging_bytes || tm + b > ce->sizes.tmp_bytes ||
-                co + c > ce->sizes.coeff_ints || ou + d > ce->sizes.out_bytes)
+                co + c > ce->sizes.coeff_ints || ou + d > ce->sizes.out_bytes ||
+                blocks + k > ce->coef_blocks)
                 break;
-            st += a, tm += b, co += c, ou += d;
+            st += a, tm += b, co += c, ou += d, blocks += k;
             chunk[count++] = j;
             i++;
         }
@@ -321,6 +414,13 @@ static void gpu_worker_destroy(gpu_worker *ce)
         free(ce->slots[s].errs);
         free(ce->slots[s].src_off);
         free(ce->slots[s].plans);
+        free(ce->slots[s].coef_blk);
+        free(ce->slots[s].coeffs);
+        free(ce->slots[s].reason);
+        free(ce->slots[s].hybrid_image);
+        free(ce->slots[s].images);
+        free(ce->slots[s].planes);
+        free(ce->slots[s].uploads);
         batch_layout_free(&ce->slots[s].layout);
     }
     free(ce->batch);
@@ -360,6 +460,7 @@ static gpu_worker *gpu_worker_create(int device, int decode_threads, batch_queue
     ce->tables = tables;
     ce->ready = ready;
     ce->max_batch = cfg->max_batch_size;
+    ce->hybrid = cfg->decode_on_gpu != GPU_DECODE_OFF;
     int per_slot = cfg->max_batch_size < 4096 ? cfg->max_batch_size : 4096;
     ce->sizes = (cuda_engine_sizes){
         .staging_bytes = cfg->staging_bytes / SLOTS,
@@ -368,7 +469,15 @@ static gpu_worker *gpu_worker_create(int device, int decode_threads, batch_queue
         .coeff_ints = (size_t)4 << 20,
         .max_images = per_slot,
         .slots = SLOTS,
+        /* as much coefficient room as pixel room: a 4:2:0 image needs 3 bytes per pixel of
+         * either; 4:4:4 needs 6 (larger ones take the CPU decode; docs/configuration.md) */
+        .coef_bytes = ce->hybrid ? cfg->staging_bytes / SLOTS : 0,
+        .plane_bytes = ce->hybrid ? cfg->staging_bytes / SLOTS / 2 : 0,
+        .max_planes = ce->hybrid ? per_slot * JH_MAX_COMPONENTS : 0,
     };
+    ce->coef_blocks = ce->sizes.coef_bytes / 128;
+    if (ce->hybrid)
+        jpeg_hybrid_tune_heap();
     ce->eng = cuda_engine_create(device, &ce->sizes, tables, n_tables, cerr, sizeof cerr);
     ce->pool = parallel_pool_create(decode_threads - 1);
     ce->batch = calloc((size_t)cfg->max_batch_size, sizeof *ce->batch);
@@ -380,7 +489,16 @@ static gpu_worker *gpu_worker_create(int device, int decode_threads, batch_queue
         st->errs = calloc((size_t)per_slot, sizeof *st->errs);
         st->src_off = calloc((size_t)per_slot, sizeof *st->src_off);
         st->plans = calloc((size_t)per_slot, sizeof *st->plans);
-        ok = st->jobs && st->ok && st->errs && st->src_off && st->plans;
+        st->coef_blk = calloc((size_t)per_slot, sizeof *st->coef_blk);
+        st->coeffs = calloc((size_t)per_slot, sizeof *st->coeffs);
+        st->reason = calloc((size_t)per_slot, sizeof *st->reason);
+        st->hybrid_image = calloc((size_t)per_slot, sizeof *st->hybrid_image);
+        st->images = calloc((size_t)per_slot, sizeof *st->images);
+        st->planes = calloc((size_t)per_slot * JH_MAX_COMPONENTS, sizeof *st->planes);
+        st->uploads = calloc((size_t)per_slot, sizeof *st->uploads);
+        ok = st->jobs && st->ok && st->errs && st->src_off && st->plans && st->coef_blk &&
+             st->coeffs && st->reason && st->hybrid_image && st->images && st->planes &&
+             st->uploads;
     }
     if (!ok) {
         cp_fail(err, CP_ERR_UNAVAILABLE, "CUDA start on device %d failed: %s", device,
@@ -423,8 +541,12 @@ executor *executor_cuda_create(batch_queue *q, const cp_config *cfg, const norma
     ex->base.backend = "cuda";
     ex->base.workers = ex->n;
     snprintf(ex->base.device, sizeof ex->base.device, "%dx %.100s", ex->n, name);
+    const cuda_engine_sizes *z = &ex->workers[0]->sizes;
     metrics_set_pinned_bytes((uint64_t)ex->n * SLOTS *
-                             (ex->workers[0]->sizes.staging_bytes + ex->workers[0]->sizes.out_bytes));
+                             (z->staging_bytes + z->out_bytes + z->coef_bytes));
+    log_event(LOG_INFO, "CUDA executor", "\"devices\":%d,\"decode_on_gpu\":%s,"
+              "\"coefficient_bytes_per_slot\":%zu", ex->n,
+              ex->workers[0]->hybrid ? "true" : "false", z->coef_bytes);
     for (int i = 0; i < ex->n; i++)
         if (pthread_create(&ex->workers[i]->thread, NULL, cuda_worker, ex->workers[i]) != 0) {
             cp_fail(err, CP_ERR_INTERNAL, "could not start the CUDA worker for device %d", i);

@@ -78,6 +78,11 @@ static executor *start_executor(server_ctx *srv, cp_error *err)
         json_escape(cuda_err.message, esc, sizeof esc);
         log_event(LOG_INFO, "CUDA not used, falling back to the CPU executor", "\"reason\":\"%s\"", esc);
     }
+    if (cfg->decode_on_gpu == GPU_DECODE_ON) {
+        cp_fail(err, CP_ERR_CONFIG, "decode_on_gpu: \"on\" needs the CUDA backend, which is not "
+                "available here (no usable CUDA device, or a build without CUDA)");
+        return NULL;
+    }
     int workers = cfg->cpu_workers > 0 ? cfg->cpu_workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (workers < 1)
         workers = 1;

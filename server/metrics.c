@@ -1,6 +1,8 @@
 /* metrics.c — fixed-bucket histograms and a small route x status table. */
 #include "metrics.h"
 
+#include "jpeg_coeffs.h"
+
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -38,6 +40,7 @@ static const int statuses[] = {200, 400, 401, 404, 405, 413, 415, 500, 503};
 static atomic_ullong request_counts[N_ROUTES][N_STATUSES + 1]; /* last: any other status */
 static atomic_ullong images_total;
 static atomic_ullong pinned_bytes;
+static atomic_ullong hybrid_counts[JPEG_HYBRID_REASONS];
 
 void metrics_observe(metric_hist h, double value)
 {
@@ -64,6 +67,12 @@ void metrics_count_request(const char *route, int status)
 
 void metrics_add_images(uint64_t n) { atomic_fetch_add_explicit(&images_total, n, memory_order_relaxed); }
 void metrics_set_pinned_bytes(uint64_t bytes) { atomic_store(&pinned_bytes, bytes); }
+
+void metrics_count_hybrid_decode(int reason)
+{
+    if (reason >= 0 && reason < JPEG_HYBRID_REASONS)
+        atomic_fetch_add_explicit(&hybrid_counts[reason], 1, memory_order_relaxed);
+}
 
 typedef struct {
     char *s;
@@ -123,6 +132,13 @@ char *metrics_render(const char *version, const char *backend, int queue_depth, 
     put(&b, "# HELP clipprep_pinned_bytes Pinned host memory held by the CUDA executor\n"
             "# TYPE clipprep_pinned_bytes gauge\nclipprep_pinned_bytes %llu\n",
         (unsigned long long)atomic_load(&pinned_bytes));
+    put(&b, "# HELP clipprep_gpu_decode_images_total Images of the hybrid JPEG decode (CUDA "
+            "backend, decode_on_gpu): result=\"ok\" decoded on the GPU, otherwise why the CPU "
+            "decoded it\n# TYPE clipprep_gpu_decode_images_total counter\n");
+    for (int r = 0; r < JPEG_HYBRID_REASONS; r++)
+        put(&b, "clipprep_gpu_decode_images_total{result=\"%s\"} %llu\n",
+            jpeg_hybrid_reason_name((jpeg_hybrid_reason)r),
+            (unsigned long long)atomic_load(&hybrid_counts[r]));
     for (int h = 0; h < HIST_COUNT; h++) {
         histogram *m = &hists[h];
         put(&b, "# HELP %s %s\n# TYPE %s histogram\n", m->name, m->help, m->name);

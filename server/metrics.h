@@ -21,6 +21,9 @@ void metrics_observe_ns(metric_hist h, uint64_t ns); /* seconds histograms */
 void metrics_count_request(const char *route, int status);
 void metrics_add_images(uint64_t n);
 void metrics_set_pinned_bytes(uint64_t bytes);
+/* Hybrid JPEG decode (CUDA backend): one image decoded on the GPU (JPEG_HYBRID_OK) or the
+ * jpeg_hybrid_reason it took the CPU decoder for. */
+void metrics_count_hybrid_decode(int reason);
 
 /* Renders the exposition text into a malloc'd string; the caller supplies the gauges. */
 char *metrics_render(const char *version, const char *backend, int queue_depth, int inflight,

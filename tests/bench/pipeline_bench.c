@@ -1,8 +1,10 @@
 /* pipeline_bench.c — the in-process baseline: the same exact work the daemon does (decode,
  * crop-only Pillow resample, table normalise), without HTTP, on all cores or one. Reports
  * CPU-ms per image (getrusage) and images/s. Modes: --mode full (default) | fast (as
- * mode=fast) | decode (JPEG decode floor) | cuda (decode on the CPU cores, resample on the GPU
- * in batches).
+ * mode=fast) | decode (JPEG decode floor) | entropy (what the hybrid decode leaves on the CPU:
+ * jpeg_read_coefficients + the copy into staging) | cuda (decode on the CPU cores, resample on
+ * the GPU in batches) | cuda-hybrid (entropy decoding on the CPU cores, the rest of the decode
+ * and the resample on the GPU).
  *   bin/pipeline-bench [--mode M] [--profile NAME] [--profiles DIR] [--threads N]
  *                      [--batch B] [--seconds S] FILE... */
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include "../../kernels/normalize.h"
 #include "../../server/geometry.h"
 #include "../../server/image_work.h"
+#include "../../server/jpeg_coeffs.h"
 #include "../../server/parallel.h"
 #include "../../server/profile.h"
 #ifdef CLIPPREP_WITH_CUDA
@@ -36,6 +39,7 @@ static cpu_scratch *scratch; /* per thread, indexed by a thread slot */
 static const char *mode = "full";
 static uint8_t *outputs;
 static size_t slot_bytes;
+static int16_t **coef_bufs; /* per thread (mode entropy) */
 
 static double now_s(void)
 {
@@ -52,6 +56,7 @@ static double cpu_s(void)
            ru.ru_stime.tv_usec / 1e6;
 }
 
+static uint64_t max_blocks; /* the largest file's coefficient blocks */
 static __thread int thread_slot = -1;
 static int next_thread_slot;
 
@@ -63,6 +68,17 @@ static void work_one(void *ctx, int i)
     encoded *e = &files[i % n_files];
     cpu_scratch *s = &scratch[thread_slot];
     cp_error err;
+    if (!strcmp(mode, "entropy")) {
+        if (!coef_bufs[thread_slot])
+            coef_bufs[thread_slot] = malloc(max_blocks * 128);
+        jpeg_coeffs k;
+        /* (buffers are sized for the largest file on the first call, see main) */
+        jpeg_hybrid_reason r = jpeg_coeffs_read(e->data, e->len, &e->hdr, NULL,
+                                                coef_bufs[thread_slot], max_blocks, &k);
+        if (r != JPEG_HYBRID_OK)
+            fprintf(stderr, "not eligible for the hybrid decode: %s\n", jpeg_hybrid_reason_name(r));
+        return;
+    }
     if (!strcmp(mode, "decode")) {
         size_t need = (size_t)e->hdr.width * e->hdr.height * 3;
         if (s->rgb_cap < need) {
@@ -106,6 +122,11 @@ typedef struct {
     uint8_t *staging;
     size_t *off;
     int first;
+    bool hybrid;
+    int16_t *coefs;
+    uint64_t *blk;
+    jpeg_coeffs *k;
+    jpeg_hybrid_reason *why;
 } cuda_decode_ctx;
 
 static void cuda_decode_one(void *arg, int i)
@@ -114,11 +135,16 @@ static void cuda_decode_one(void *arg, int i)
     encoded *e = &files[(c->first + i) % n_files];
     decode_options o = {0};
     cp_error err;
-    decode_rgb(e->data, e->len, &e->hdr, &o, c->staging + c->off[i],
-               (size_t)e->hdr.width * e->hdr.height * 3, &err);
+    if (!jpeg_hybrid_stage(e->data, e->len, &e->hdr, &o, c->hybrid,
+                           c->hybrid ? c->coefs + c->blk[i] * 64 : NULL,
+                           (uint64_t)e->hdr.jpeg_blocks, &c->k[i], &c->why[i],
+                           c->staging + c->off[i], (size_t)e->hdr.width * e->hdr.height * 3, &err))
+        fprintf(stderr, "decode failed: %s\n", err.message);
 }
 
-static int run_cuda(parallel_pool *pool, int batch, double seconds, long *images)
+/* The executor's work without the daemon: decode (or entropy-decode, hybrid) a batch on the
+ * pool into one slot while the other slot's batch runs on the GPU. */
+static int run_cuda(parallel_pool *pool, int batch, double seconds, bool hybrid, long *images)
 {
     size_t max_pixels = 0;
     for (int i = 0; i < n_files; i++) {
@@ -131,7 +157,10 @@ static int run_cuda(parallel_pool *pool, int batch, double seconds, long *images
                            .out_bytes = (slot_bytes + 16) * batch,
                            .coeff_ints = (size_t)batch << 16,
                            .max_images = batch,
-                           .slots = 2};
+                           .slots = 2,
+                           .coef_bytes = hybrid ? (max_blocks * 128 + 16) * batch : 0,
+                           .plane_bytes = hybrid ? (max_blocks * 64 + 16) * batch : 0,
+                           .max_planes = hybrid ? batch * JH_MAX_COMPONENTS : 0};
     char err[256] = "";
     cuda_engine *eng = cuda_engine_create(0, &z, &table, 1, err, sizeof err);
     if (!eng) {
@@ -141,6 +170,12 @@ static int run_cuda(parallel_pool *pool, int batch, double seconds, long *images
     batch_layout layouts[2] = {{0}};
     resize_plan *plans = calloc((size_t)batch * 2, sizeof *plans);
     size_t *off = calloc((size_t)batch, sizeof *off);
+    uint64_t *blk = calloc((size_t)batch, sizeof *blk);
+    jpeg_coeffs *ks = calloc((size_t)batch, sizeof *ks);
+    jpeg_hybrid_reason *why = calloc((size_t)batch, sizeof *why);
+    jh_image *images_h = calloc((size_t)batch, sizeof *images_h);
+    jh_plane *planes_h = calloc((size_t)batch * JH_MAX_COMPONENTS, sizeof *planes_h);
+    staging_range *uploads = calloc((size_t)batch, sizeof *uploads);
     bool busy[2] = {false, false};
     double t0 = now_s();
     long done = 0;
@@ -153,16 +188,37 @@ static int run_cuda(parallel_pool *pool, int batch, double seconds, long *images
             done += layouts[k].count;
         }
         size_t used = 0;
+        uint64_t blocks = 0;
         for (int i = 0; i < batch; i++) {
             encoded *e = &files[(it * batch + i) % n_files];
             off[i] = used;
             used += ((size_t)e->hdr.width * e->hdr.height * 3 + 15) & ~(size_t)15;
+            blk[i] = blocks;
+            blocks += (uint64_t)e->hdr.jpeg_blocks;
         }
-        cuda_decode_ctx c = {cuda_engine_staging(eng, k), off, it * batch};
+        cuda_decode_ctx c = {cuda_engine_staging(eng, k), off, it * batch, hybrid,
+                             cuda_engine_coefs(eng, k), blk, ks, why};
         parallel_for(pool, batch, cuda_decode_one, &c);
+        hybrid_batch hb = {.images = images_h, .planes = planes_h, .coef_bytes = blocks * 128};
+        int n_up = 0;
         batch_layout_reset(&layouts[k]);
         for (int i = 0; i < batch; i++) {
             encoded *e = &files[(it * batch + i) % n_files];
+            if (why[i] == JPEG_HYBRID_OK) { /* as exec_cuda.c add_hybrid_image */
+                jh_image m = ks[i].image;
+                for (int ci = 0; ci < ks[i].n_planes; ci++) {
+                    jh_plane p = ks[i].planes[ci];
+                    p.coef_off += blk[i] * 64;
+                    p.plane_off += blk[i] * 64;
+                    p.image = hb.n_images;
+                    m.plane[ci] = hb.n_planes;
+                    planes_h[hb.n_planes++] = p;
+                }
+                m.rgb_off = off[i];
+                images_h[hb.n_images++] = m;
+            } else {
+                uploads[n_up++] = (staging_range){off[i], (size_t)e->hdr.width * e->hdr.height * 3};
+            }
             image_geometry g;
             geometry_compute(prof, e->hdr.width, e->hdr.height, &g);
             resize_plan *p = &plans[k * batch + i];
@@ -170,7 +226,7 @@ static int run_cuda(parallel_pool *pool, int batch, double seconds, long *images
                               g.left, g.out_w, g.out_h, prof->filter);
             batch_layout_add(&layouts[k], p, off[i], 0, DTYPE_FLOAT32);
         }
-        if (!cuda_engine_launch(eng, k, &layouts[k], used, err, sizeof err)) {
+        if (!cuda_engine_launch(eng, k, &layouts[k], uploads, n_up, &hb, err, sizeof err)) {
             fprintf(stderr, "launch: %s\n", err);
             return 1;
         }
@@ -183,6 +239,12 @@ static int run_cuda(parallel_pool *pool, int batch, double seconds, long *images
         }
     *images = done;
     cuda_engine_destroy(eng);
+    free(blk);
+    free(ks);
+    free(why);
+    free(images_h);
+    free(planes_h);
+    free(uploads);
     return 0;
 }
 #endif
@@ -210,7 +272,7 @@ int main(int argc, char **argv)
     }
     n_files = argc - first;
     if (n_files <= 0 || threads < 1 || batch < 1) {
-        fprintf(stderr, "usage: %s [--mode full|fast|decode|cuda] [--profile P] [--threads N] "
+        fprintf(stderr, "usage: %s [--mode full|fast|decode|entropy|cuda|cuda-hybrid] [--profile P] [--threads N] "
                         "[--batch B] [--seconds S] FILE...\n", argv[0]);
         return 2;
     }
@@ -234,13 +296,20 @@ int main(int argc, char **argv)
     outputs = malloc(slot_bytes * ((size_t)threads + 1));
     parallel_pool *pool = parallel_pool_create(threads - 1);
 
-    if (strcmp(mode, "cuda")) /* warm-up: every thread's scratch, every file once */
+    for (int i = 0; i < n_files; i++)
+        if ((uint64_t)files[i].hdr.jpeg_blocks > max_blocks)
+            max_blocks = (uint64_t)files[i].hdr.jpeg_blocks;
+    coef_bufs = calloc((size_t)threads + 1, sizeof *coef_bufs);
+    bool on_gpu = !strncmp(mode, "cuda", 4);
+    if (!strcmp(mode, "entropy") || !strcmp(mode, "cuda-hybrid"))
+        jpeg_hybrid_tune_heap(); /* as the daemon does when the hybrid decode is on */
+    if (!on_gpu) /* warm-up: every thread's scratch, every file once */
         parallel_for(pool, n_files * threads, work_one, NULL);
     double c0 = cpu_s(), t0 = now_s();
     long images = 0;
-    if (!strcmp(mode, "cuda")) {
+    if (on_gpu) {
 #ifdef CLIPPREP_WITH_CUDA
-        if (run_cuda(pool, batch, seconds, &images))
+        if (run_cuda(pool, batch, seconds, !strcmp(mode, "cuda-hybrid"), &images))
             return 1;
 #else
         fprintf(stderr, "built without CUDA\n");

@@ -210,4 +210,55 @@ static blob encode(const enc_spec *s)
     return out;
 }
 
+/* A file whose coefficients are random (not from an encoder): a third of them uniform in
+ * +-(12680 / quantiser / divisor), or +-1023 with divisor 0, so that the hybrid decode's IDCT
+ * guard holds for some blocks and trips for others. Odd seeds 4:2:0, even seeds 4:4:4. */
+static inline blob random_coefficients(unsigned seed, int divisor)
+{
+    enc_spec s = {.w = 48, .h = 40, .lay = &LAYOUTS[seed % 2 ? 2 : 0], .mode = M_BASELINE,
+                  .quality = 50, .seed = seed};
+    blob f = encode(&s);
+    struct jpeg_decompress_struct d;
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr e1, e2;
+    d.err = jpeg_std_error(&e1);
+    c.err = jpeg_std_error(&e2);
+    jpeg_create_decompress(&d);
+    jpeg_mem_src(&d, f.p, f.n);
+    jpeg_read_header(&d, TRUE);
+    jvirt_barray_ptr *arr = jpeg_read_coefficients(&d);
+    unsigned r = seed * 7919u + 1;
+    for (int ci = 0; ci < d.num_components; ci++) {
+        jpeg_component_info *cp = &d.comp_info[ci];
+        for (JDIMENSION by = 0; by < cp->height_in_blocks; by++) {
+            JBLOCKARRAY row = (*d.mem->access_virt_barray)((j_common_ptr)&d, arr[ci], by, 1, TRUE);
+            for (JDIMENSION bx = 0; bx < cp->width_in_blocks; bx++)
+                for (int k = 0; k < 64; k++) {
+                    int q = cp->quant_table->quantval[k];
+                    int lim = divisor ? 12680 / q / divisor : 1023; /* 12680: the IDCT guard */
+                    if (lim > 1023)
+                        lim = 1023;
+                    if (rnd(&r) % 3 == 0)
+                        row[0][bx][k] = (JCOEF)((int)(rnd(&r) % (2 * lim + 1)) - lim);
+                }
+        }
+    }
+    unsigned char *mem = NULL;
+    unsigned long len = 0;
+    jpeg_create_compress(&c);
+    jpeg_mem_dest(&c, &mem, &len);
+    jpeg_copy_critical_parameters(&d, &c);
+    c.optimize_coding = TRUE;
+    jpeg_write_coefficients(&c, arr);
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    jpeg_finish_decompress(&d);
+    jpeg_destroy_decompress(&d);
+    free(f.p);
+    blob out = {malloc(len), len};
+    memcpy(out.p, mem, len);
+    free(mem);
+    return out;
+}
+
 #endif

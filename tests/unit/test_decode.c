@@ -680,7 +680,7 @@ TEST(test_exif_orientation_permutations)
 
 TEST(test_exif_output_size)
 {
-    image_header h = {IMAGE_FORMAT_JPEG, 640, 480, 6};
+    image_header h = {IMAGE_FORMAT_JPEG, 640, 480, 6, 0};
     decode_options on = {.apply_orientation = true}, off = {.apply_orientation = false};
     int w, hh;
     decode_output_size(&h, &on, &w, &hh);

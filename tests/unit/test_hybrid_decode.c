@@ -209,7 +209,8 @@ static void check_file(const blob *f, const char *what, int expect, tally *t)
                 jpeg_hybrid_reason_name(h.reason), jpeg_hybrid_reason_name(expect));
     }
     jpeg_hybrid_reason why;
-    if (compare_pipeline(f, &opt, &why)) {
+    decode_options oriented = {.apply_orientation = true}; /* EXIF photos: as the daemon */
+    if (compare_pipeline(f, &oriented, &why)) {
         t->pipeline_bad++;
         fprintf(stderr, "  %s: pipeline RGB != decode_rgb (%s)\n", what,
                 jpeg_hybrid_reason_name(why));
@@ -345,56 +346,6 @@ TEST(test_hybrid_routing)
     free(a.p);
     free(g.p);
     free(f.p);
-}
-
-/* Files whose coefficients are random (not from an encoder): inside the IDCT guard the twin
- * equals libjpeg; outside it the guard must trip (and the pipeline decodes on the CPU). */
-static blob random_coefficients(unsigned seed, int divisor)
-{
-    enc_spec s = {.w = 48, .h = 40, .lay = &LAYOUTS[seed % 2 ? 2 : 0], .mode = M_BASELINE,
-                  .quality = 50, .seed = seed};
-    blob f = encode(&s);
-    struct jpeg_decompress_struct d;
-    struct jpeg_compress_struct c;
-    struct jpeg_error_mgr e1, e2;
-    d.err = jpeg_std_error(&e1);
-    c.err = jpeg_std_error(&e2);
-    jpeg_create_decompress(&d);
-    jpeg_mem_src(&d, f.p, f.n);
-    jpeg_read_header(&d, TRUE);
-    jvirt_barray_ptr *arr = jpeg_read_coefficients(&d);
-    unsigned r = seed * 7919u + 1;
-    for (int ci = 0; ci < d.num_components; ci++) {
-        jpeg_component_info *cp = &d.comp_info[ci];
-        for (JDIMENSION by = 0; by < cp->height_in_blocks; by++) {
-            JBLOCKARRAY row = (*d.mem->access_virt_barray)((j_common_ptr)&d, arr[ci], by, 1, TRUE);
-            for (JDIMENSION bx = 0; bx < cp->width_in_blocks; bx++)
-                for (int k = 0; k < 64; k++) {
-                    int q = cp->quant_table->quantval[k];
-                    int lim = divisor ? JH_GUARD_IN / q / divisor : 1023;
-                    if (lim > 1023)
-                        lim = 1023;
-                    if (rnd(&r) % 3 == 0)
-                        row[0][bx][k] = (JCOEF)((int)(rnd(&r) % (2 * lim + 1)) - lim);
-                }
-        }
-    }
-    unsigned char *mem = NULL;
-    unsigned long len = 0;
-    jpeg_create_compress(&c);
-    jpeg_mem_dest(&c, &mem, &len);
-    jpeg_copy_critical_parameters(&d, &c);
-    c.optimize_coding = TRUE;
-    jpeg_write_coefficients(&c, arr);
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
-    jpeg_finish_decompress(&d);
-    jpeg_destroy_decompress(&d);
-    free(f.p);
-    blob out = {malloc(len), len};
-    memcpy(out.p, mem, len);
-    free(mem);
-    return out;
 }
 
 /* Per block: blocks whose guard holds must give libjpeg's bytes even right at the edge of the
