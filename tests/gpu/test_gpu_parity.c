@@ -201,17 +201,46 @@ static void prepare_case(hybrid_case *c)
     free(coefs);
 }
 
+/* Collects cases into batches of BATCH; each full batch (or the last, on flush) runs. */
+enum { BATCH = 24 };
+typedef struct {
+    hybrid_case cs[BATCH];
+    int n, bad, total;
+    long guards;
+} hybrid_run;
+
+static void hybrid_run_batch(hybrid_run *r)
+{
+    char err[256] = "";
+    if (r->n == 0)
+        return;
+    r->bad += run_hybrid_batch(r->cs, r->n, &r->guards, err, sizeof err);
+    r->total += r->n;
+    for (int i = 0; i < r->n; i++) {
+        free(r->cs[i].file.p);
+        free(r->cs[i].twin);
+        free(r->cs[i].ref);
+    }
+    r->n = 0;
+}
+
+static void hybrid_run_add(hybrid_run *r, blob file)
+{
+    hybrid_case *c = &r->cs[r->n++];
+    memset(c, 0, sizeof *c);
+    c->file = file;
+    prepare_case(c);
+    if (r->n == BATCH)
+        hybrid_run_batch(r);
+}
+
 TEST(gpu_hybrid_decode_equals_twin_and_libjpeg)
 {
     static const int SIZES[][2] = {{1, 1}, {3, 5}, {9, 9}, {17, 33}, {63, 47}, {257, 129},
                                    {1920, 1080}};
     static const int MODES[][3] = {{M_BASELINE, 0, 0}, {M_BASELINE, 2, 1}, {M_SEQ_MULTI, 0, 0},
                                    {M_PROG, 0, 0}};
-    enum { BATCH = 24 };
-    hybrid_case cs[BATCH];
-    int n = 0, bad = 0, total = 0;
-    long guards = 0;
-    char err[256] = "";
+    static hybrid_run r;
     for (int li = 0; li < NLAYOUTS; li++)
         for (int mi = 0; mi < 4; mi++)
             for (int si = 0; si < 7; si++) {
@@ -219,43 +248,17 @@ TEST(gpu_hybrid_decode_equals_twin_and_libjpeg)
                               .mode = MODES[mi][0], .restart = MODES[mi][1],
                               .arith = MODES[mi][2] && si < 6, .quality = 90,
                               .seed = (unsigned)(li * 100 + mi * 10 + si)};
-                hybrid_case *c = &cs[n++];
-                memset(c, 0, sizeof *c);
-                c->file = encode(&s);
-                prepare_case(c);
-                if (n == BATCH) {
-                    bad += run_hybrid_batch(cs, n, &guards, err, sizeof err);
-                    total += n;
-                    for (int i = 0; i < n; i++) {
-                        free(cs[i].file.p);
-                        free(cs[i].twin);
-                        free(cs[i].ref);
-                    }
-                    n = 0;
-                }
+                hybrid_run_add(&r, encode(&s));
             }
-    for (unsigned seed = 1; seed <= 48; seed++) { /* random coefficients around the guard */
-        static const int DIVISORS[] = {0, 8, 24, 48, 96, 160, 256, 512};
-        hybrid_case *c = &cs[n++];
-        memset(c, 0, sizeof *c);
-        c->file = random_coefficients(seed, DIVISORS[seed % 8]);
-        prepare_case(c);
-        if (n == BATCH || seed == 48) {
-            bad += run_hybrid_batch(cs, n, &guards, err, sizeof err);
-            total += n;
-            for (int i = 0; i < n; i++) {
-                free(cs[i].file.p);
-                free(cs[i].twin);
-                free(cs[i].ref);
-            }
-            n = 0;
-        }
-    }
+    static const int DIVISORS[] = {0, 8, 24, 48, 96, 160, 256, 512};
+    for (unsigned seed = 1; seed <= 48; seed++) /* random coefficients around the guard */
+        hybrid_run_add(&r, random_coefficients(seed, DIVISORS[seed % 8]));
+    hybrid_run_batch(&r);
     fprintf(stderr, "  hybrid decode: %d images on the GPU, %ld guard trips (as the twin), "
-            "%d mismatches\n", total, guards, bad);
-    CHECK_EQ_INT(bad, 0);
-    CHECK(total > 300);
-    CHECK(guards > 0);
+            "%d mismatches\n", r.total, r.guards, r.bad);
+    CHECK_EQ_INT(r.bad, 0);
+    CHECK(r.total > 300);
+    CHECK(r.guards > 0);
 }
 
 int main(void)

@@ -47,6 +47,18 @@ def test_invalid_config_value_refuses_to_start(run_cli, key, value):
     assert key in r.stderr, f"stderr does not name {key}: {r.stderr!r}"
 
 
+def test_decode_on_gpu_on_needs_the_cuda_backend(run_cli):
+    # with backend cpu it is a configuration error naming both keys' values
+    r = run_cli(["--port", "0", "--backend", "cpu"], config=base_config(decode_on_gpu="on"),
+                timeout=20)
+    assert r.returncode != 0, f"started with decode_on_gpu=on on the CPU backend: {r.stderr!r}"
+    assert "decode_on_gpu" in r.stderr and "cpu" in r.stderr, r.stderr
+    # an invalid value names the key and the choices
+    r = run_cli(["--port", "0", "--backend", "cpu"], config=base_config(decode_on_gpu="yes"),
+                timeout=20)
+    assert r.returncode != 0 and "decode_on_gpu" in r.stderr and '"off"' in r.stderr, r.stderr
+
+
 def test_missing_profiles_dir_refuses_to_start(run_cli, tmp_path):
     cfg = base_config(profiles_dir=str(tmp_path / "no-such-dir"))
     r = run_cli(["--port", "0", "--backend", "cpu"], config=cfg, timeout=20)

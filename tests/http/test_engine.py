@@ -99,6 +99,12 @@ def test_metrics_exposition(daemon_factory):
     assert _metric(after, "clipprep_images_total") == before + 2
     assert _metric(after, "clipprep_requests_total", '{route="/v1/preprocess",code="415"}') >= 1
     assert _metric(after, "clipprep_decode_seconds_count") >= 2
+    # the hybrid JPEG decode's counters exist for every result; on the CPU backend nothing is
+    # decoded on the GPU (decode_on_gpu=auto means off there)
+    for result in ["ok", "not_jpeg", "scaled", "too_large", "corrupt", "block_smoothing",
+                   "layout", "idct_guard"]:
+        assert _metric(after, "clipprep_gpu_decode_images_total",
+                       f'{{result="{result}"}}') == 0
 
 
 def test_request_id_is_echoed_or_generated(daemon):

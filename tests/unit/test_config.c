@@ -88,6 +88,7 @@ TEST(defaults_are_documented_values)
     CHECK_EQ_INT(c.connection_timeout_s, 30);
     CHECK_EQ_INT(c.drain_timeout_s, 30);
     CHECK_EQ_INT(c.backend, BACKEND_AUTO);
+    CHECK_EQ_INT(c.decode_on_gpu, GPU_DECODE_AUTO);
     CHECK_EQ_INT(c.cpu_workers, 0);
     CHECK_EQ_INT(c.max_batch_size, 32);
     CHECK_EQ_INT(c.max_queue_delay_us, 0);
@@ -279,6 +280,20 @@ TEST(type_errors_name_key_and_expectation)
     CHECK(msg_has(&err, "preferred_batch_sizes"));
     CHECK(!apply_json(&c, "{\"backend\": \"gpu\"}", &err));
     CHECK(msg_has(&err, "backend") && msg_has(&err, "gpu") && msg_has(&err, "cuda"));
+    CHECK(!apply_json(&c, "{\"decode_on_gpu\": \"yes\"}", &err));
+    CHECK(msg_has(&err, "decode_on_gpu") && msg_has(&err, "yes") && msg_has(&err, "\"off\""));
+    CHECK(!apply_json(&c, "{\"decode_on_gpu\": true}", &err));
+    CHECK(msg_has(&err, "decode_on_gpu") && msg_has(&err, "string"));
+    /* "on" needs the CUDA backend: an error with backend cpu, accepted otherwise */
+    config_defaults(&c);
+    CHECK(!apply_json(&c, "{\"decode_on_gpu\": \"on\", \"backend\": \"cpu\"}", &err));
+    CHECK(msg_has(&err, "decode_on_gpu") && msg_has(&err, "cpu"));
+    config_defaults(&c);
+    CHECK(apply_json(&c, "{\"decode_on_gpu\": \"on\", \"backend\": \"cuda\"}", &err));
+    CHECK_EQ_INT(c.decode_on_gpu, GPU_DECODE_ON);
+    config_defaults(&c);
+    CHECK(apply_json(&c, "{\"decode_on_gpu\": \"off\", \"backend\": \"cpu\"}", &err));
+    CHECK_EQ_INT(c.decode_on_gpu, GPU_DECODE_OFF);
     CHECK(!apply_json(&c, "{\"log_level\": \"verbose\"}", &err));
     CHECK(msg_has(&err, "log_level") && msg_has(&err, "verbose"));
     CHECK(!apply_json(&c, "{\"port\": 1, \"port\": 2}", &err));
@@ -467,6 +482,7 @@ static void check_equal_configs(const cp_config *a, const cp_config *b)
     CHECK_EQ_INT(a->connection_timeout_s, b->connection_timeout_s);
     CHECK_EQ_INT(a->drain_timeout_s, b->drain_timeout_s);
     CHECK_EQ_INT(a->backend, b->backend);
+    CHECK_EQ_INT(a->decode_on_gpu, b->decode_on_gpu);
     CHECK_EQ_INT(a->cpu_workers, b->cpu_workers);
     CHECK_EQ_INT(a->max_batch_size, b->max_batch_size);
     CHECK_EQ_INT(a->max_queue_delay_us, b->max_queue_delay_us);
@@ -524,7 +540,7 @@ TEST(shipped_config_has_every_key_with_defaults)
             }
         }
         CHECK_EQ_INT(cJSON_GetArraySize(file), keys);
-        CHECK_EQ_INT(keys, 30);
+        CHECK_EQ_INT(keys, 31);
     }
     cJSON_Delete(file);
     cJSON_Delete(all);
