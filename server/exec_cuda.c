@@ -476,8 +476,6 @@ static gpu_worker *gpu_worker_create(int device, int decode_threads, batch_queue
         .max_planes = ce->hybrid ? per_slot * JH_MAX_COMPONENTS : 0,
     };
     ce->coef_blocks = ce->sizes.coef_bytes / 128;
-    if (ce->hybrid)
-        jpeg_hybrid_tune_heap();
     ce->eng = cuda_engine_create(device, &ce->sizes, tables, n_tables, cerr, sizeof cerr);
     ce->pool = parallel_pool_create(decode_threads - 1);
     ce->batch = calloc((size_t)cfg->max_batch_size, sizeof *ce->batch);

@@ -16,7 +16,6 @@
  * image; the caller then decodes that image on the CPU. */
 #include "jpeg_coeffs.h"
 
-#include <malloc.h>
 #include <string.h>
 
 #include "jpeg_source.h"
@@ -212,12 +211,4 @@ bool jpeg_hybrid_stage(const uint8_t *data, size_t len, const image_header *hdr,
     if (*reason == JPEG_HYBRID_OK)
         return true;
     return decode_rgb(data, len, hdr, opt, rgb_dst, rgb_size, err);
-}
-
-void jpeg_hybrid_tune_heap(void)
-{
-    /* measured with pipeline-bench --mode entropy: a third of what the hybrid saves at 1080p
-     * went to page faults without this (docs/PERFORMANCE.md) */
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 64 << 20);
 }

@@ -51,12 +51,6 @@ jpeg_hybrid_reason jpeg_coeffs_read(const uint8_t *data, size_t len, const image
                                     const decode_options *opt, int16_t *dst, uint64_t dst_blocks,
                                     jpeg_coeffs *out);
 
-/* Process-wide malloc tuning for the hybrid decode: jpeg_read_coefficients allocates and
- * zeroes a whole-image coefficient array per image (3-6 bytes per pixel), which glibc serves
- * with fresh mmaps, so every image would pay page faults for it. Keeps blocks up to 32 MiB in
- * the heap (and freed memory up to 64 MiB per arena) instead. Idempotent. */
-void jpeg_hybrid_tune_heap(void);
-
 /* One image of a batch: the hybrid path when enabled and eligible (coefficients into
  * coef_dst, *reason = JPEG_HYBRID_OK), otherwise decode_rgb() into rgb_dst (*reason says why;
  * JPEG_HYBRID_NOT_JPEG also when hybrid is off). False only when decode_rgb() fails (err). */

@@ -301,8 +301,6 @@ int main(int argc, char **argv)
             max_blocks = (uint64_t)files[i].hdr.jpeg_blocks;
     coef_bufs = calloc((size_t)threads + 1, sizeof *coef_bufs);
     bool on_gpu = !strncmp(mode, "cuda", 4);
-    if (!strcmp(mode, "entropy") || !strcmp(mode, "cuda-hybrid"))
-        jpeg_hybrid_tune_heap(); /* as the daemon does when the hybrid decode is on */
     if (!on_gpu) /* warm-up: every thread's scratch, every file once */
         parallel_for(pool, n_files * threads, work_one, NULL);
     double c0 = cpu_s(), t0 = now_s();
