@@ -19,7 +19,7 @@ CFLAGS   += -std=c11 -Wall -Wextra -Werror -pthread -fno-strict-aliasing $(SAN)
 CPPFLAGS += -D_GNU_SOURCE -Iserver -Ikernels $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
-CPPFLAGS += -DCLIPPREP_VERSION=\"$(VERSION)\"
+CPPFLAGS += -DCLIPPREP_VERSION=\"$(VERSION)\" $(EXTRA_CPPFLAGS)
 
 BUILD    ?= build/cuda$(CUDA)
 BIN      ?= bin
@@ -39,8 +39,8 @@ VENV     := .venv
 PY       := $(VENV)/bin/python
 PYTEST   := $(PY) -m pytest -q -p no:cacheprovider
 
-.PHONY: all deps run test unit venv test-http test-parity test-gpu test-asan fuzz fuzz-replay \
-        bench clean test-container
+.PHONY: all deps run test unit venv test-http test-parity test-gpu test-asan test-emu fuzz \
+        fuzz-replay bench clean test-container
 all: $(BIN)/clipprepd $(BIN)/pipeline-bench \
      $(if $(filter 1,$(CUDA)),$(BIN)/tests/gpu_parity $(BIN)/tests/ipc_reader $(BIN)/tests/ipc_owner)
 
@@ -120,6 +120,7 @@ test: deps
 	$(if $(filter 1,$(CUDA)),$(MAKE) test-gpu)
 	$(MAKE) venv
 	$(PYTEST) tests/http tests/parity
+	$(MAKE) test-emu
 	$(MAKE) test-asan
 
 # The image (Dockerfile) built and checked with podman: non-root, /healthz, same tensors as
@@ -127,6 +128,17 @@ test: deps
 # podman cannot run (CONTAINER_TEST_REQUIRE=1 makes that an error).
 test-container: all
 	bash scripts/test-container.sh
+
+# The CUDA executor (server/exec_cuda.c) on a host emulation of the CUDA engine
+# (kernels/engine_emu.c: separate "device" buffers, the kernels' host twins), so that its
+# batching, uploads, hybrid JPEG decode routing and guard fallback run end to end on any
+# machine: the HTTP and parity suites against that daemon with --backend cuda.
+EMU_FLAGS := CUDA=0 BUILD=build/emu BIN=build/emu/bin \
+             EXTRA_CPPFLAGS="-DCLIPPREP_WITH_CUDA=1 -DCLIPPREP_CUDA_EMULATION=1"
+test-emu: deps venv
+	$(MAKE) $(EMU_FLAGS) build/emu/bin/clipprepd build/emu/bin/tests/test_hybrid_decode
+	$(PYTEST) tests/http tests/parity --daemon-bin $(CURDIR)/build/emu/bin/clipprepd \
+	    --daemon-backend cuda
 
 # The unit tests, the fuzz corpora and the HTTP suite again under AddressSanitizer,
 # UndefinedBehaviorSanitizer and LeakSanitizer (CPU-only build).

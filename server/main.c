@@ -23,7 +23,9 @@
 #include "../kernels/cuda_engine.h"
 #endif
 
-#ifdef CLIPPREP_WITH_CUDA
+#if defined(CLIPPREP_CUDA_EMULATION)
+#define CUDA_FEATURE "emulated on the host (a test build, make test-emu)"
+#elif defined(CLIPPREP_WITH_CUDA)
 #define CUDA_FEATURE "yes"
 #else
 #define CUDA_FEATURE "no"
@@ -34,7 +36,7 @@ static void print_version(void)
     int webp = WebPGetDecoderVersion();
     printf("clipprepd %s\n", CLIPPREP_VERSION);
     printf("features: cuda: %s, backends: cpu%s\n", CUDA_FEATURE,
-           strcmp(CUDA_FEATURE, "yes") ? "" : ",cuda");
+           strcmp(CUDA_FEATURE, "no") ? ",cuda" : "");
     printf("libraries: libjpeg-turbo (libjpeg %d), libpng %s, libwebp %d.%d.%d, libmicrohttpd %s\n",
            JPEG_LIB_VERSION, PNG_LIBPNG_VER_STRING, (webp >> 16) & 0xff, (webp >> 8) & 0xff,
            webp & 0xff, MHD_get_version());

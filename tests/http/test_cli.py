@@ -14,7 +14,8 @@ def test_version(run_cli):
     out = r.stdout + r.stderr
     version = (REPO / "VERSION").read_text().strip()
     assert version in out, f"--version output lacks {version!r}: {out!r}"
-    assert re.search(r"cuda: (yes|no)\b", out), f"--version output lacks 'cuda: yes|no': {out!r}"
+    assert re.search(r"cuda: (yes|no|emulated)\b", out), \
+        f"--version output lacks 'cuda: yes|no' (or 'emulated', make test-emu): {out!r}"
 
 
 def test_help(run_cli):

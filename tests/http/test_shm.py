@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import pytest
 import requests
 
 import images
@@ -468,6 +469,8 @@ def test_cuda_ipc_needs_the_cuda_backend(daemon):
     """format=cuda_ipc exports GPU memory; on a CPU-only daemon it is a clear 400, and
     /v1/shm says why the CUDA IPC pool is unavailable. (The GPU path is tested by
     tests/gpu/test_cuda_ipc.sh on a GPU machine.)"""
+    if daemon.get("/readyz").json()["backend"] != "cpu":
+        pytest.skip("a CUDA-backend daemon (make test-emu): CUDA IPC is tested on a GPU")
     r = daemon.post(images.get("odd_17x9.jpg").data, format="cuda_ipc")
     err = assert_error(r, 400, "invalid_parameter", index=None)
     assert "CUDA backend" in err["message"]
