@@ -53,7 +53,7 @@ static void src_init(j_decompress_ptr c)
 static boolean src_fill(j_decompress_ptr c)
 {
     (void)c;
-    return FALSE; /* suspend; the caller exposes more data and retries (feed_resume) */
+    return FALSE; /* suspend; the caller exposes more data and retries (jsrc_resume) */
 }
 
 static void src_skip(j_decompress_ptr c, long n)

@@ -31,7 +31,7 @@ typedef struct {
     int max_scans;
 } jprog_ctx;
 
-/* Suspending in-memory source exposing the data block by block (see the top comment). */
+/* Suspending in-memory source exposing the data block by block (see decode_jpeg.c). */
 #define FEED_BLOCK 65536u
 
 typedef struct {
