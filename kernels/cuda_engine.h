@@ -47,6 +47,31 @@ typedef struct {
     size_t coef_bytes;      /* bytes of coefficients to upload */
 } hybrid_batch;
 
+/* Whether every read and write the decode kernels will do for h stays inside a slot of
+ * sizes z (checked before any launch: a layout bug must never corrupt device memory). */
+static inline bool hybrid_batch_fits(const cuda_engine_sizes *z, const hybrid_batch *h)
+{
+    if (h->n_images > z->max_images || h->n_planes > z->max_planes || h->coef_bytes > z->coef_bytes)
+        return false;
+    for (int k = 0; k < h->n_planes; k++) {
+        const jh_plane *p = &h->planes[k];
+        uint64_t n = (uint64_t)p->wb * p->hb * 64;
+        if (p->wb <= 0 || p->hb <= 0 || p->image < 0 || p->image >= h->n_images ||
+            p->plane_off + n > z->plane_bytes || (p->coef_off + n) * 2 > h->coef_bytes)
+            return false;
+    }
+    for (int k = 0; k < h->n_images; k++) {
+        const jh_image *m = &h->images[k];
+        if (m->ncomp < 1 || m->ncomp > JH_MAX_COMPONENTS || m->width <= 0 || m->height <= 0 ||
+            m->rgb_off + (uint64_t)m->width * m->height * 3 > z->staging_bytes)
+            return false;
+        for (int c = 0; c < m->ncomp; c++)
+            if (m->plane[c] < 0 || m->plane[c] >= h->n_planes)
+                return false;
+    }
+    return true;
+}
+
 /* Number of usable devices (0 when there is no driver or device); name of device 0. */
 int cuda_device_count(char *name, size_t name_cap, char *err, size_t err_cap);
 

@@ -105,25 +105,6 @@ const int32_t *cuda_engine_guard_flags(cuda_engine *e, int slot)
     return e->slots[slot].h_guard;
 }
 
-/* The same bounds the real engine checks before it lets kernels write. */
-static bool hybrid_fits(const cuda_engine_sizes *z, const hybrid_batch *h)
-{
-    if (h->n_images > z->max_images || h->n_planes > z->max_planes || h->coef_bytes > z->coef_bytes)
-        return false;
-    for (int k = 0; k < h->n_planes; k++) {
-        const jh_plane *p = &h->planes[k];
-        uint64_t n = (uint64_t)p->wb * p->hb * 64;
-        if (p->plane_off + n > z->plane_bytes || (p->coef_off + n) * 2 > h->coef_bytes)
-            return false;
-    }
-    for (int k = 0; k < h->n_images; k++) {
-        const jh_image *m = &h->images[k];
-        if (m->rgb_off + (uint64_t)m->width * m->height * 3 > z->staging_bytes)
-            return false;
-    }
-    return true;
-}
-
 bool cuda_engine_launch(cuda_engine *e, int slot, const batch_layout *b,
                         const staging_range *uploads, int n_uploads, const hybrid_batch *hybrid,
                         char *err, size_t err_cap)
@@ -135,7 +116,7 @@ bool cuda_engine_launch(cuda_engine *e, int slot, const batch_layout *b,
     for (int k = 0; k < n_uploads; k++)
         fits = fits && uploads[k].off <= z->staging_bytes &&
                uploads[k].bytes <= z->staging_bytes - uploads[k].off;
-    if (!fits || (hybrid && hybrid->n_images > 0 && (!s->h_coefs || !hybrid_fits(z, hybrid)))) {
+    if (!fits || (hybrid && hybrid->n_images > 0 && (!s->h_coefs || !hybrid_batch_fits(z, hybrid)))) {
         snprintf(err, err_cap, "batch exceeds the slot's preallocated buffers");
         return false;
     }

@@ -199,33 +199,9 @@ extern "C" const int32_t *cuda_engine_guard_flags(cuda_engine *e, int i)
 static bool launch_hybrid(cuda_engine *e, slot &s, const hybrid_batch *h, char *err,
                           size_t err_cap)
 {
-    const cuda_engine_sizes &z = e->sizes;
-    if (!s.h_coefs || h->n_images > z.max_images || h->n_planes > z.max_planes ||
-        h->coef_bytes > z.coef_bytes) {
+    if (!s.h_coefs || !hybrid_batch_fits(&e->sizes, h)) {
         snprintf(err, err_cap, "hybrid JPEG batch exceeds the slot's preallocated buffers");
         return false;
-    }
-    // every write the kernels will do stays inside its buffer (a layout bug must not corrupt
-    // device memory)
-    for (int k = 0; k < h->n_planes; k++) {
-        const jh_plane &p = h->planes[k];
-        uint64_t n = (uint64_t)p.wb * p.hb * 64;
-        if (p.wb <= 0 || p.hb <= 0 || p.image < 0 || p.image >= h->n_images ||
-            p.plane_off + n > z.plane_bytes || (p.coef_off + n) * sizeof(int16_t) > h->coef_bytes) {
-            snprintf(err, err_cap, "hybrid JPEG plane %d is outside the slot's buffers", k);
-            return false;
-        }
-    }
-    for (int k = 0; k < h->n_images; k++) {
-        const jh_image &m = h->images[k];
-        bool planes_ok = m.ncomp >= 1 && m.ncomp <= JH_MAX_COMPONENTS;
-        for (int c = 0; planes_ok && c < m.ncomp; c++)
-            planes_ok = m.plane[c] >= 0 && m.plane[c] < h->n_planes;
-        if (!planes_ok || m.width <= 0 || m.height <= 0 ||
-            m.rgb_off + (uint64_t)m.width * m.height * 3 > z.staging_bytes) {
-            snprintf(err, err_cap, "hybrid JPEG image %d is outside the slot's buffers", k);
-            return false;
-        }
     }
     std::memcpy(s.h_images, h->images, sizeof(jh_image) * h->n_images);
     std::memcpy(s.h_jplanes, h->planes, sizeof(jh_plane) * h->n_planes);
