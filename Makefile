@@ -56,7 +56,7 @@ $(BUILD)/%.o: %.c
 
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) -std=c++17 -O2 --fmad=false -Xcompiler -Wall,-Werror -Iserver -Ikernels \
+	$(NVCC) -std=c++17 -O2 --fmad=false -Xcompiler -Wall,-Werror -Iserver -Ikernels -MMD -MP \
 	    -DCLIPPREP_WITH_CUDA=1 $(CUDA_GENCODE) -c $< -o $@
 
 $(LIB): $(LIB_OBJ) $(CU_OBJ)
