@@ -196,20 +196,8 @@ static bool hybrid_candidate(const gpu_worker *ce, const job *j)
 /* Adds the image decoded as coefficients in job slot i to the slot's hybrid batch. */
 static void add_hybrid_image(slot_state *s, int i, hybrid_batch *hb)
 {
-    const jpeg_coeffs *k = &s->coeffs[i];
-    jh_image m = k->image;
-    int at = hb->n_images;
-    for (int c = 0; c < k->n_planes; c++) {
-        jh_plane p = k->planes[c];
-        p.coef_off += s->coef_blk[i] * 64; /* int16 elements */
-        p.plane_off += s->coef_blk[i] * 64; /* bytes: one sample per coefficient */
-        p.image = at;
-        m.plane[c] = hb->n_planes;
-        s->planes[hb->n_planes++] = p;
-    }
-    m.rgb_off = s->src_off[i];
-    s->images[hb->n_images++] = m;
-    s->hybrid_image[i] = at;
+    s->hybrid_image[i] = jpeg_coeffs_append(&s->coeffs[i], s->coef_blk[i], s->src_off[i],
+                                            s->images, &hb->n_images, s->planes, &hb->n_planes);
 }
 
 /* Launches jobs[0..n) (already known to fit) in slot si. */

@@ -212,3 +212,21 @@ bool jpeg_hybrid_stage(const uint8_t *data, size_t len, const image_header *hdr,
         return true;
     return decode_rgb(data, len, hdr, opt, rgb_dst, rgb_size, err);
 }
+
+int jpeg_coeffs_append(const jpeg_coeffs *k, uint64_t first_block, uint64_t rgb_off,
+                       jh_image *images, int *n_images, jh_plane *planes, int *n_planes)
+{
+    int at = (*n_images)++;
+    jh_image m = k->image;
+    for (int c = 0; c < k->n_planes; c++) {
+        jh_plane p = k->planes[c];
+        p.coef_off += first_block * 64;  /* int16 elements */
+        p.plane_off += first_block * 64; /* bytes: one sample per coefficient */
+        p.image = at;
+        m.plane[c] = *n_planes;
+        planes[(*n_planes)++] = p;
+    }
+    m.rgb_off = rgb_off;
+    images[at] = m;
+    return at;
+}

@@ -51,6 +51,13 @@ jpeg_hybrid_reason jpeg_coeffs_read(const uint8_t *data, size_t len, const image
                                     const decode_options *opt, int16_t *dst, uint64_t dst_blocks,
                                     jpeg_coeffs *out);
 
+/* Appends an image read by jpeg_coeffs_read() to a batch's descriptor arrays: its blocks were
+ * written at block first_block of the batch's coefficient buffer (its samples then go to the
+ * same offset x 64 bytes of the plane buffer), its RGB goes to rgb_off. Returns its image
+ * index (the index of its guard flag). */
+int jpeg_coeffs_append(const jpeg_coeffs *k, uint64_t first_block, uint64_t rgb_off,
+                       jh_image *images, int *n_images, jh_plane *planes, int *n_planes);
+
 /* One image of a batch: the hybrid path when enabled and eligible (coefficients into
  * coef_dst, *reason = JPEG_HYBRID_OK), otherwise decode_rgb() into rgb_dst (*reason says why;
  * JPEG_HYBRID_NOT_JPEG also when hybrid is off). False only when decode_rgb() fails (err). */

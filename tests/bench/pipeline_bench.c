@@ -204,18 +204,9 @@ static int run_cuda(parallel_pool *pool, int batch, double seconds, bool hybrid,
         batch_layout_reset(&layouts[k]);
         for (int i = 0; i < batch; i++) {
             encoded *e = &files[(it * batch + i) % n_files];
-            if (why[i] == JPEG_HYBRID_OK) { /* as exec_cuda.c add_hybrid_image */
-                jh_image m = ks[i].image;
-                for (int ci = 0; ci < ks[i].n_planes; ci++) {
-                    jh_plane p = ks[i].planes[ci];
-                    p.coef_off += blk[i] * 64;
-                    p.plane_off += blk[i] * 64;
-                    p.image = hb.n_images;
-                    m.plane[ci] = hb.n_planes;
-                    planes_h[hb.n_planes++] = p;
-                }
-                m.rgb_off = off[i];
-                images_h[hb.n_images++] = m;
+            if (why[i] == JPEG_HYBRID_OK) {
+                jpeg_coeffs_append(&ks[i], blk[i], off[i], images_h, &hb.n_images, planes_h,
+                                   &hb.n_planes);
             } else {
                 uploads[n_up++] = (staging_range){off[i], (size_t)e->hdr.width * e->hdr.height * 3};
             }

@@ -115,18 +115,8 @@ static int run_hybrid_batch(hybrid_case *cs, int n, long *guards, char *err, siz
             bad++;
             continue;
         }
-        c->hi = hb.n_images;
-        jh_image m = c->k.image;
-        for (int p = 0; p < c->k.n_planes; p++) {
-            jh_plane pl = c->k.planes[p];
-            pl.coef_off += c->blk * 64;
-            pl.plane_off += c->blk * 64;
-            pl.image = hb.n_images;
-            m.plane[p] = hb.n_planes;
-            planes[hb.n_planes++] = pl;
-        }
-        m.rgb_off = c->rgb_off;
-        images[hb.n_images++] = m;
+        c->hi = jpeg_coeffs_append(&c->k, c->blk, c->rgb_off, images, &hb.n_images, planes,
+                                   &hb.n_planes);
         int w = c->hdr.width, h = c->hdr.height;
         resize_plan_build(&plans[c->hi], w, h, w, h, 0, 0, w, h, FILTER_BICUBIC);
         batch_layout_add(&layout, &plans[c->hi], c->rgb_off, 0, DTYPE_FLOAT32);
