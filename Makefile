@@ -38,8 +38,10 @@ FUZZ_TARGETS := decode multipart config kserve
 VENV     := .venv
 PY       := $(VENV)/bin/python
 PYTEST   := $(PY) -m pytest -q -p no:cacheprovider
+VENV_REF := .venv-ref
+PYTEST_REF := $(VENV_REF)/bin/python -m pytest -q -p no:cacheprovider
 
-.PHONY: all deps run test unit venv test-http test-parity test-gpu test-asan test-emu fuzz \
+.PHONY: all deps run test unit venv venv-ref test-reference test-http test-parity test-gpu test-asan test-emu fuzz \
         fuzz-replay bench clean test-container
 all: $(BIN)/clipprepd $(BIN)/pipeline-bench \
      $(if $(filter 1,$(CUDA)),$(BIN)/tests/gpu_parity $(BIN)/tests/ipc_reader $(BIN)/tests/ipc_owner)
@@ -97,6 +99,13 @@ $(VENV)/.installed: tests/requirements.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r tests/requirements.txt
 	touch $@
 
+# transformers 5 + torch/torchvision + open_clip (tests/requirements-ref.txt): tests/reference.
+venv-ref: $(VENV_REF)/.installed
+$(VENV_REF)/.installed: tests/requirements-ref.txt
+	python3 -m venv $(VENV_REF)
+	$(VENV_REF)/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements-ref.txt
+	touch $@
+
 unit: $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
@@ -114,12 +123,17 @@ test-http: all venv
 test-parity: all venv
 	$(PYTEST) tests/parity --daemon-bin $(abspath $(BIN))/clipprepd
 
+# Every reference (transformers 5 torchvision/Pillow backends, open_clip) against the daemon.
+test-reference: all venv-ref
+	$(PYTEST_REF) tests/reference --daemon-bin $(abspath $(BIN))/clipprepd
+
 test: deps
 	$(MAKE) all
 	$(MAKE) unit fuzz-replay
 	$(if $(filter 1,$(CUDA)),$(MAKE) test-gpu)
-	$(MAKE) venv
+	$(MAKE) venv venv-ref
 	$(PYTEST) tests/http tests/parity
+	$(PYTEST_REF) tests/reference
 	$(MAKE) test-emu
 	$(MAKE) test-asan
 
@@ -135,9 +149,11 @@ test-container: all
 # machine: the HTTP and parity suites against that daemon with --backend cuda.
 EMU_FLAGS := CUDA=0 BUILD=build/emu BIN=build/emu/bin \
              EXTRA_CPPFLAGS="-DCLIPPREP_WITH_CUDA=1 -DCLIPPREP_CUDA_EMULATION=1"
-test-emu: deps venv
+test-emu: deps venv venv-ref
 	$(MAKE) $(EMU_FLAGS) build/emu/bin/clipprepd build/emu/bin/tests/test_hybrid_decode
 	$(PYTEST) tests/http tests/parity --daemon-bin $(CURDIR)/build/emu/bin/clipprepd \
+	    --daemon-backend cuda
+	$(PYTEST_REF) tests/reference --daemon-bin $(CURDIR)/build/emu/bin/clipprepd \
 	    --daemon-backend cuda
 
 # The unit tests, the fuzz corpora and the HTTP suite again under AddressSanitizer,
