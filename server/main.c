@@ -15,6 +15,8 @@
 #include <webp/decode.h>
 #include <microhttpd.h>
 
+#include "content_cache.h"
+#include "fetch.h"
 #include "log.h"
 #include "server.h"
 #include "shm_pool.h"
@@ -218,6 +220,14 @@ int main(int argc, char **argv, char **envp)
     } else {
         snprintf(srv.shm_error, sizeof srv.shm_error, "disabled (shm_bytes is 0)");
     }
+    if (cfg.fetch_enabled && !(srv.fetcher = fetcher_create(&cfg, &err))) {
+        fprintf(stderr, "clipprepd: %s\n", err.message);
+        return 2;
+    }
+    if (cfg.cache_bytes > 0 && !(srv.cache = content_cache_create(cfg.cache_bytes))) {
+        fprintf(stderr, "clipprepd: cache_bytes: out of memory\n");
+        return 1;
+    }
     srv.regions = shm_regions_create();
     srv.cuda_regions = shm_regions_create();
     srv.exec = start_executor(&srv, &err);
@@ -259,6 +269,8 @@ int main(int argc, char **argv, char **envp)
     end_shm_waits(&srv); /* none can be left suspended when MHD stops */
     drain(&srv, 5);
     http_stop(&srv);
+    fetcher_destroy(srv.fetcher); /* (no request is left waiting on one: drained above) */
+    content_cache_destroy(srv.cache);
     srv.exec->ops->destroy(srv.exec);
     queue_destroy(&srv.queue);
 #ifdef CLIPPREP_WITH_CUDA
