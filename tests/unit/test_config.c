@@ -540,7 +540,7 @@ TEST(shipped_config_has_every_key_with_defaults)
             }
         }
         CHECK_EQ_INT(cJSON_GetArraySize(file), keys);
-        CHECK_EQ_INT(keys, 31);
+        CHECK_EQ_INT(keys, 41);
     }
     cJSON_Delete(file);
     cJSON_Delete(all);

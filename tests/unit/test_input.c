@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../../server/base64.h"
+#include "../../server/config.h"
 #include "../../server/content_cache.h"
 #include "../../server/fetch.h"
 #include "../../server/json_input.h"
@@ -173,8 +174,25 @@ TEST(cache_hits_and_eviction)
     content_cache_destroy(c);
 }
 
+TEST(config_keys)
+{
+    cp_config c;
+    cp_error err;
+    config_defaults(&c);
+    CHECK(!c.fetch_enabled && !c.fetch_allow_private && c.cache_bytes == 0);
+    CHECK(config_apply_json_text(&c, "{\"fetch_enabled\": true, \"cache_bytes\": \"1MiB\","
+                                     "\"fetch_allow_hosts\": \"*.a.org\"}", NULL, &err));
+    CHECK(c.fetch_enabled && c.cache_bytes == 1 << 20 && !strcmp(c.fetch_allow_hosts, "*.a.org"));
+    CHECK(!config_apply_json_text(&c, "{\"fetch_enabled\": 1}", NULL, &err));
+    CHECK(config_apply_string(&c, "fetch_allow_private", "1", &err) && c.fetch_allow_private);
+    CHECK(config_apply_string(&c, "fetch_allow_private", "false", &err) && !c.fetch_allow_private);
+    CHECK(!config_apply_string(&c, "fetch_enabled", "yes", &err));
+    CHECK(!config_apply_string(&c, "fetch_max_redirects", "21", &err));
+}
+
 int main(void)
 {
+    RUN(config_keys);
     RUN(base64_decodes_and_refuses);
     RUN(json_items_parse);
     RUN(address_classes);
