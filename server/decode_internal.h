@@ -57,6 +57,10 @@ bool decode_webp_header(const uint8_t *data, size_t len, image_header *hdr, cp_e
 bool decode_webp_pixels(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
                         cp_error *err);
 
+bool decode_gif_header(const uint8_t *data, size_t len, image_header *hdr, cp_error *err);
+bool decode_gif_pixels(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
+                       cp_error *err);
+
 /* Pillow's CMYK -> RGB (Convert.c cmyk2rgb) for one pixel of *Pillow's* CMYK values; the same
  * body the hybrid GPU decode runs. */
 static inline void decode_cmyk_to_rgb(uint8_t *out, unsigned c, unsigned m, unsigned y,

@@ -114,7 +114,7 @@ def test_jpeg_with_corrupt_scan_is_answered(daemon):
 
 
 UNSUPPORTED = {
-    "gif": images.gif_bytes,
+    "ppm": images.unsupported_bytes,
     "bmp": images.bmp_bytes,
     "text": lambda: b"hello, this is not an image\n",
     "json": lambda: b'{"image": "nope"}',
