@@ -20,6 +20,7 @@ const char *image_format_name(image_format f)
     case IMAGE_FORMAT_PNG: return "png";
     case IMAGE_FORMAT_WEBP: return "webp";
     case IMAGE_FORMAT_GIF: return "gif";
+    case IMAGE_FORMAT_BMP: return "bmp";
     default: return "unknown";
     }
 }
@@ -37,6 +38,8 @@ image_format decode_detect_format(const uint8_t *data, size_t len)
     if (len >= 6 && memcmp(data, GIF_MAGIC, 4) == 0 && (data[4] == '7' || data[4] == '9') &&
         data[5] == 'a')
         return IMAGE_FORMAT_GIF;
+    if (decode_bmp_is(data, len))
+        return IMAGE_FORMAT_BMP;
     return IMAGE_FORMAT_UNKNOWN;
 }
 
@@ -70,12 +73,13 @@ bool decode_read_header(const uint8_t *data, size_t len, image_header *hdr, cp_e
     case IMAGE_FORMAT_PNG: ok = decode_png_header(data, len, hdr, err); break;
     case IMAGE_FORMAT_WEBP: ok = decode_webp_header(data, len, hdr, err); break;
     case IMAGE_FORMAT_GIF: ok = decode_gif_header(data, len, hdr, err); break;
+    case IMAGE_FORMAT_BMP: ok = decode_bmp_header(data, len, hdr, err); break;
     default:
         if (truncated_magic(data, len))
             return cp_fail(err, CP_ERR_INVALID_IMAGE,
                            "image data truncated inside the file signature (%zu bytes)", len);
         return cp_fail(err, CP_ERR_UNSUPPORTED_FORMAT,
-                       "unsupported image format (not JPEG, PNG, WebP or GIF)");
+                       "unsupported image format (not JPEG, PNG, WebP, GIF or BMP)");
     }
     if (!ok) {
         image_format f = hdr->format;
@@ -265,6 +269,7 @@ bool decode_rgb(const uint8_t *data, size_t len, const image_header *hdr,
     case IMAGE_FORMAT_PNG: ok = decode_png_pixels(data, len, hdr, target, err); break;
     case IMAGE_FORMAT_WEBP: ok = decode_webp_pixels(data, len, hdr, target, err); break;
     case IMAGE_FORMAT_GIF: ok = decode_gif_pixels(data, len, hdr, target, err); break;
+    case IMAGE_FORMAT_BMP: ok = decode_bmp_pixels(data, len, hdr, target, err); break;
     default: ok = cp_fail(err, CP_ERR_INTERNAL, "decode_rgb: unknown format"); break;
     }
 

@@ -21,6 +21,7 @@ typedef enum {
     IMAGE_FORMAT_PNG,
     IMAGE_FORMAT_WEBP,
     IMAGE_FORMAT_GIF,  /* first frame (decode_gif.c) */
+    IMAGE_FORMAT_BMP,  /* decode_bmp.c */
 } image_format;
 
 typedef struct {
@@ -44,7 +45,7 @@ typedef struct {
                                Clamped to the image; an empty region means the whole image. */
 } decode_options;
 
-const char *image_format_name(image_format f); /* "jpeg", "png", "webp", "gif", "unknown" */
+const char *image_format_name(image_format f); /* "jpeg", "png", "webp", "gif", "bmp", "unknown" */
 image_format decode_detect_format(const uint8_t *data, size_t len);
 
 /* Fills hdr. Errors: CP_ERR_UNSUPPORTED_FORMAT (unknown magic, or a variant we refuse),

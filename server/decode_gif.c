@@ -6,9 +6,10 @@
  *     the first frame, when it has the transparency flag) or index 0 otherwise, and the first
  *     frame's indices are written at its offset (transparent pixels keep their index: frame 0
  *     is not composited);
- *   - convert("RGB") maps each index through the frame's palette (local, else global), whose
- *     entries past the file's palette are Pillow's grey ramp (i, i, i); with no palette at all
- *     the image is mode "L" and index i is grey i, the same thing. Transparency is not applied.
+ *   - convert("RGB") maps each index through the frame's palette (local, else global); past
+ *     the file's palette entries it is black; with no palette, or a grey ramp (i, i, i) as the
+ *     palette, Pillow makes the frame mode "L" and index i is grey i. Transparency is not
+ *     applied.
  * Only the records up to the first image are read; later frames are never decoded. */
 #include <stdlib.h>
 #include <string.h>
@@ -125,10 +126,15 @@ bool decode_gif_pixels(const uint8_t *data, size_t len, const image_header *hdr,
         close_gif(&f);
         return cp_fail(err, CP_ERR_INTERNAL, "gif: header does not match the image data");
     }
+    /* Pillow: no palette, or an identity grey one, makes the frame mode "L" (index i is grey
+     * i, whatever the palette's length); any other palette is mode "P", black past its end */
+    const ColorMapObject *cm = f.gif->Image.ColorMap ? f.gif->Image.ColorMap : f.gif->SColorMap;
+    bool grey = true;
+    for (int i = 0; cm && i < cm->ColorCount && grey; i++)
+        grey = cm->Colors[i].Red == i && cm->Colors[i].Green == i && cm->Colors[i].Blue == i;
     uint8_t palette[256][3];
     for (int i = 0; i < 256; i++)
-        palette[i][0] = palette[i][1] = palette[i][2] = (uint8_t)i; /* Pillow's ramp */
-    const ColorMapObject *cm = f.gif->Image.ColorMap ? f.gif->Image.ColorMap : f.gif->SColorMap;
+        palette[i][0] = palette[i][1] = palette[i][2] = grey ? (uint8_t)i : 0;
     for (int i = 0; cm && i < cm->ColorCount && i < 256; i++) {
         palette[i][0] = cm->Colors[i].Red;
         palette[i][1] = cm->Colors[i].Green;

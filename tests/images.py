@@ -579,6 +579,12 @@ def unsupported_bytes() -> bytes:
     return buf.getvalue()
 
 
+def pcx_bytes() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(buf, "PCX")
+    return buf.getvalue()
+
+
 def bmp_bytes() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (8, 8), (1, 2, 3)).save(buf, "BMP")

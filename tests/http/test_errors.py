@@ -115,7 +115,7 @@ def test_jpeg_with_corrupt_scan_is_answered(daemon):
 
 UNSUPPORTED = {
     "ppm": images.unsupported_bytes,
-    "bmp": images.bmp_bytes,
+    "pcx": images.pcx_bytes,
     "text": lambda: b"hello, this is not an image\n",
     "json": lambda: b'{"image": "nope"}',
     "tiff": lambda: b"II*\x00\x08\x00\x00\x00" + bytes(64),

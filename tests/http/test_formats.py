@@ -71,7 +71,17 @@ def _gifs():
     frames = [photo.rotate(a).convert("P", palette=Image.Palette.ADAPTIVE) for a in (0, 30, 60)]
     base = _save(small, "GIF", interlace=False)
     trns = _save(small, "GIF", interlace=False, transparency=5)
+    tiny = Image.new("P", (4, 3))
+    tiny.putpalette([v for c in range(16) for v in (c * 10, c * 10 + 1, c * 10 + 2)])
+    tiny.putdata([0, 1, 5, 15] * 3)
+    g = bytearray(_save(tiny, "GIF", optimize=False))
+    n = 3 << ((g[10] & 7) + 1)  # cut the 16-entry global palette to 2 entries
+    short = bytes(g[:10] + bytes([g[10] & ~7]) + g[11:13] + g[13:19] + g[13 + n:])
+    grey = bytearray(short)
+    grey[13:19] = bytes([0, 0, 0, 1, 1, 1])  # an identity grey palette: Pillow's mode "L"
     return {
+        "short_palette": short,
+        "grey_identity_palette": bytes(grey),
         "palette": _save(pal, "GIF", interlace=False),
         "interlaced": _save(pal, "GIF", interlace=True),
         "gray": _save(photo.convert("L"), "GIF"),
@@ -111,3 +121,124 @@ def test_gif_errors(daemon):
     assert_error(daemon.post(data[:len(data) // 2]), 400, "invalid_image", index=0)
     assert_error(daemon.post(b"GIF89a" + data[6:13] + b"\x3b"), 400, "invalid_image")
     assert_error(daemon.post(b"GIF8"), 400, "invalid_image")
+
+
+# ---- BMP ----------------------------------------------------------------------------------
+
+def _bmp(w, h, bits, rows, palette=None, header=40, top_down=False, compression=0,
+         masks=None, colors=None, offset_at_palette=False):
+    """A BMP from packed rows (top row first, each unpadded); written by hand so that every
+    variant Pillow reads can be made."""
+    stride = ((w * bits + 31) >> 3) & ~3
+    pix = b"".join(r.ljust(stride, b"\0") for r in (rows if top_down else rows[::-1]))
+    entry = 3 if header == 12 else 4
+    pal = b"".join(bytes((b_, g, r)) + (b"\0" if entry == 4 else b"") for r, g, b_ in
+                   (palette or []))
+    if header == 12:
+        info = struct.pack("<IHHHH", 12, w, h, 1, bits)
+        extra = b""
+    else:
+        hh = (2 ** 32 - h) if top_down else h
+        info = struct.pack("<IiIHHIIiiII", header, w, hh, 1, bits, compression, len(pix),
+                           2835, 2835, colors if colors is not None else len(palette or []), 0)
+        extra = b""
+        if compression == 3 and header == 40:
+            extra = struct.pack("<III", *masks[:3])
+        elif header > 40:
+            m = (list(masks) if masks else [0, 0, 0, 0]) + [0] * 4
+            info += struct.pack("<IIII", *m[:4]) + bytes(header - 56)
+            info = info[:header]
+    off = 14 + len(info) + len(extra) + len(pal)
+    file_off = 14 + len(info) if offset_at_palette else off
+    return b"BM" + struct.pack("<IHHI", off + len(pix), 0, 0, file_off) + info + extra + pal + pix
+
+
+def _bmps():
+    rng = np.random.default_rng(7)
+    w, h = 37, 23
+    rgb = np.array(_photo((w, h)))
+    idx = rng.integers(0, 16, (h, w), dtype=np.uint8)
+    pal16 = [tuple(int(v) for v in rng.integers(0, 256, 3)) for _ in range(16)]
+    pal256 = [tuple(int(v) for v in rng.integers(0, 256, 3)) for _ in range(256)]
+    idx8 = rng.integers(0, 256, (h, w), dtype=np.uint8)
+
+    def packbits(a, bits):
+        out = []
+        for row in a:
+            v = 0
+            n = 0
+            buf = bytearray()
+            for p in row:
+                v = (v << bits) | int(p)
+                n += bits
+                if n == 8:
+                    buf.append(v)
+                    v = n = 0
+            if n:
+                buf.append(v << (8 - n))
+            out.append(bytes(buf))
+        return out
+
+    def rows16(f):
+        return [b"".join(struct.pack("<H", f(*px)) for px in row) for row in rgb.astype(int)]
+
+    bgr = [row[:, ::-1].tobytes() for row in rgb]
+    bgrx = [np.concatenate([row[:, ::-1], rng.integers(0, 256, (w, 1), dtype=np.uint8)],
+                           axis=1).tobytes() for row in rgb]
+    xbgr = [np.concatenate([rng.integers(0, 256, (w, 1), dtype=np.uint8), row[:, ::-1]],
+                           axis=1).tobytes() for row in rgb]
+    rgba = [np.concatenate([row, rng.integers(0, 256, (w, 1), dtype=np.uint8)],
+                           axis=1).tobytes() for row in rgb]
+    return {
+        "pillow_rgb": _save(_photo((97, 61)), "BMP"),
+        "pillow_p": _save(_photo((97, 61)).convert("P", palette=Image.Palette.ADAPTIVE), "BMP"),
+        "pillow_l": _save(_photo((97, 61)).convert("L"), "BMP"),
+        "pillow_1": _save(_photo((97, 61)).convert("1"), "BMP"),
+        "rgb24_top_down": _bmp(w, h, 24, bgr, top_down=True),
+        "rgb24_v5": _bmp(w, h, 24, bgr, header=124),
+        "os2_rgb24": _bmp(w, h, 24, bgr, header=12),
+        "os2_pal8": _bmp(w, h, 8, [r.tobytes() for r in idx8], pal256, header=12),
+        "pal4": _bmp(w, h, 4, packbits(idx, 4), pal16),
+        "pal1_colored": _bmp(w, h, 1, packbits(idx & 1, 1), [(200, 10, 10), (10, 10, 200)]),
+        "pal8_short_palette": _bmp(w, h, 8, [r.tobytes() for r in idx8], pal16),
+        "pal8_offset_at_palette": _bmp(w, h, 8, [r.tobytes() for r in idx8], pal256,
+                                       offset_at_palette=True),
+        "rgb555": _bmp(w, h, 16, rows16(lambda r, g, b: (r >> 3) << 10 | (g >> 3) << 5 | b >> 3)),
+        "rgb565_bitfields": _bmp(w, h, 16, rows16(lambda r, g, b: (r >> 3) << 11 | (g >> 2) << 5
+                                                  | b >> 3), compression=3,
+                                 masks=(0xF800, 0x7E0, 0x1F)),
+        "bgrx32": _bmp(w, h, 32, bgrx),
+        "bgrx32_v4": _bmp(w, h, 32, bgrx, header=108),
+        "xbgr32_bitfields": _bmp(w, h, 32, xbgr, compression=3, header=56,
+                                 masks=(0xFF000000, 0xFF0000, 0xFF00, 0)),
+        "rgba32_bitfields_v5": _bmp(w, h, 32, rgba, compression=3, header=124,
+                                    masks=(0xFF, 0xFF00, 0xFF0000, 0xFF000000)),
+    }
+
+
+BMPS = _bmps()
+
+
+@pytest.mark.parametrize("name", sorted(BMPS))
+def test_bmp_equals_pillow(daemon, name):
+    Image.open(io.BytesIO(BMPS[name])).load()  # Pillow reads it
+    _same_as_pillow(daemon, BMPS[name])
+
+
+def test_bmp_against_transformers(daemon):
+    data = BMPS["pillow_rgb"]
+    assert np.array_equal(daemon.tensor(data), ref.expected("clip-224", data)[0])
+
+
+def test_bmp_refused_variants(daemon):
+    w, h = 8, 4
+    rle = _bmp(w, h, 8, [bytes(w)] * h, [(i, 0, 0) for i in range(256)], compression=1)
+    odd_masks = _bmp(w, h, 32, [bytes(4 * w)] * h, compression=3, header=56,
+                     masks=(0xFF00, 0xFF, 0xFF0000, 0))
+    grey4 = _bmp(w, h, 4, [bytes(w // 2)] * h, [(i, i, i) for i in range(16)])
+    for data in (rle, odd_masks, grey4):
+        assert_error(daemon.post(data), 415, "unsupported_format", index=0)
+    good = BMPS["bgrx32"]
+    with pytest.raises(OSError):
+        Image.open(io.BytesIO(good[:-50])).load()
+    assert_error(daemon.post(good[:-50]), 400, "invalid_image", index=0)
