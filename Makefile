@@ -11,7 +11,7 @@ CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CUDA_GENCODE ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
                 -gencode arch=compute_90,code=compute_90
 
-PKGS     := libmicrohttpd libjpeg libpng libwebp libwebpdemux libcjson libcurl libxxhash libgif
+PKGS     := libmicrohttpd libjpeg libpng libwebp libwebpdemux libcjson libcurl libxxhash libgif libtiff-4
 OPT      ?= -O2
 SAN      ?=
 CFLAGS   ?= $(OPT) -g

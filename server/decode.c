@@ -21,6 +21,7 @@ const char *image_format_name(image_format f)
     case IMAGE_FORMAT_WEBP: return "webp";
     case IMAGE_FORMAT_GIF: return "gif";
     case IMAGE_FORMAT_BMP: return "bmp";
+    case IMAGE_FORMAT_TIFF: return "tiff";
     default: return "unknown";
     }
 }
@@ -40,6 +41,8 @@ image_format decode_detect_format(const uint8_t *data, size_t len)
         return IMAGE_FORMAT_GIF;
     if (decode_bmp_is(data, len))
         return IMAGE_FORMAT_BMP;
+    if (decode_tiff_is(data, len))
+        return IMAGE_FORMAT_TIFF;
     return IMAGE_FORMAT_UNKNOWN;
 }
 
@@ -74,12 +77,13 @@ bool decode_read_header(const uint8_t *data, size_t len, image_header *hdr, cp_e
     case IMAGE_FORMAT_WEBP: ok = decode_webp_header(data, len, hdr, err); break;
     case IMAGE_FORMAT_GIF: ok = decode_gif_header(data, len, hdr, err); break;
     case IMAGE_FORMAT_BMP: ok = decode_bmp_header(data, len, hdr, err); break;
+    case IMAGE_FORMAT_TIFF: ok = decode_tiff_header(data, len, hdr, err); break;
     default:
         if (truncated_magic(data, len))
             return cp_fail(err, CP_ERR_INVALID_IMAGE,
                            "image data truncated inside the file signature (%zu bytes)", len);
         return cp_fail(err, CP_ERR_UNSUPPORTED_FORMAT,
-                       "unsupported image format (not JPEG, PNG, WebP, GIF or BMP)");
+                       "unsupported image format (not JPEG, PNG, WebP, GIF, BMP or TIFF)");
     }
     if (!ok) {
         image_format f = hdr->format;
@@ -270,6 +274,7 @@ bool decode_rgb(const uint8_t *data, size_t len, const image_header *hdr,
     case IMAGE_FORMAT_WEBP: ok = decode_webp_pixels(data, len, hdr, target, err); break;
     case IMAGE_FORMAT_GIF: ok = decode_gif_pixels(data, len, hdr, target, err); break;
     case IMAGE_FORMAT_BMP: ok = decode_bmp_pixels(data, len, hdr, target, err); break;
+    case IMAGE_FORMAT_TIFF: ok = decode_tiff_pixels(data, len, hdr, target, err); break;
     default: ok = cp_fail(err, CP_ERR_INTERNAL, "decode_rgb: unknown format"); break;
     }
 

@@ -22,6 +22,7 @@ typedef enum {
     IMAGE_FORMAT_WEBP,
     IMAGE_FORMAT_GIF,  /* first frame (decode_gif.c) */
     IMAGE_FORMAT_BMP,  /* decode_bmp.c */
+    IMAGE_FORMAT_TIFF, /* first image (decode_tiff.c) */
 } image_format;
 
 typedef struct {
@@ -45,7 +46,7 @@ typedef struct {
                                Clamped to the image; an empty region means the whole image. */
 } decode_options;
 
-const char *image_format_name(image_format f); /* "jpeg", "png", "webp", "gif", "bmp", "unknown" */
+const char *image_format_name(image_format f); /* "jpeg", "png", "webp", "gif", "bmp", "tiff", "unknown" */
 image_format decode_detect_format(const uint8_t *data, size_t len);
 
 /* Fills hdr. Errors: CP_ERR_UNSUPPORTED_FORMAT (unknown magic, or a variant we refuse),

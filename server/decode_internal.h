@@ -66,6 +66,11 @@ bool decode_bmp_header(const uint8_t *data, size_t len, image_header *hdr, cp_er
 bool decode_bmp_pixels(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
                        cp_error *err);
 
+bool decode_tiff_is(const uint8_t *data, size_t len); /* "II*\0", "MM\0*" (or BigTIFF) */
+bool decode_tiff_header(const uint8_t *data, size_t len, image_header *hdr, cp_error *err);
+bool decode_tiff_pixels(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
+                        cp_error *err);
+
 /* Pillow's CMYK -> RGB (Convert.c cmyk2rgb) for one pixel of *Pillow's* CMYK values; the same
  * body the hybrid GPU decode runs. */
 static inline void decode_cmyk_to_rgb(uint8_t *out, unsigned c, unsigned m, unsigned y,

@@ -242,3 +242,60 @@ def test_bmp_refused_variants(daemon):
     with pytest.raises(OSError):
         Image.open(io.BytesIO(good[:-50])).load()
     assert_error(daemon.post(good[:-50]), 400, "invalid_image", index=0)
+
+
+# ---- TIFF ---------------------------------------------------------------------------------
+
+def _tiffs():
+    photo = _photo((97, 61))
+    rgba = photo.copy()
+    rgba.putalpha(Image.linear_gradient("L").resize(photo.size))
+    pal = photo.convert("P", palette=Image.Palette.ADAPTIVE)
+    out = {
+        "rgb_raw": _save(photo, "TIFF"),
+        "rgb_lzw": _save(photo, "TIFF", compression="tiff_lzw"),
+        "rgb_deflate": _save(photo, "TIFF", compression="tiff_adobe_deflate"),
+        "rgb_packbits": _save(photo, "TIFF", compression="packbits"),
+        "rgba_lzw": _save(rgba, "TIFF", compression="tiff_lzw"),
+        "gray": _save(photo.convert("L"), "TIFF"),
+        "gray_deflate": _save(photo.convert("L"), "TIFF", compression="tiff_deflate"),
+        "bilevel": _save(photo.convert("1"), "TIFF"),
+        "bilevel_g4": _save(photo.convert("1"), "TIFF", compression="group4"),
+        "palette": _save(pal, "TIFF"),
+        "la": _save(photo.convert("LA"), "TIFF"),
+        "multipage_first": _save(photo, "TIFF", save_all=True,
+                                 append_images=[photo.rotate(90), photo.convert("L")]),
+    }
+    return out
+
+
+TIFFS = _tiffs()
+
+
+@pytest.mark.parametrize("name", sorted(TIFFS))
+def test_tiff_equals_pillow(daemon, name):
+    _same_as_pillow(daemon, TIFFS[name])
+
+
+def test_tiff_against_transformers(daemon):
+    data = TIFFS["rgb_lzw"]
+    assert np.array_equal(daemon.tensor(data), ref.expected("clip-224", data)[0])
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_tiff_orientation_tag(daemon, orientation):
+    """Pillow transposes a TIFF by its Orientation tag on load (exif option or not)."""
+    data = _save(_photo((97, 61)), "TIFF", tiffinfo={274: orientation})
+    want = ref.expected("clip-224", data)[0]
+    assert np.array_equal(daemon.tensor(data), want)
+    assert np.array_equal(daemon.tensor(data, exif=1), want)
+    _same_as_pillow(daemon, data)
+
+
+def test_tiff_refused_variants(daemon):
+    photo = _photo((64, 48))
+    for data in (_save(photo, "TIFF", compression="jpeg"), _save(photo.convert("CMYK"), "TIFF"),
+                 _save(photo.convert("I;16"), "TIFF"), _save(photo.convert("F"), "TIFF")):
+        assert_error(daemon.post(data), 415, "unsupported_format", index=0)
+    good = TIFFS["rgb_raw"]
+    assert_error(daemon.post(good[:len(good) // 2]), 400, "invalid_image", index=0)
