@@ -267,9 +267,12 @@ int main(int argc, char **argv, char **envp)
     queue_close(&srv.queue);
     srv.exec->ops->stop(srv.exec);
     end_shm_waits(&srv); /* none can be left suspended when MHD stops */
+    /* Fetches still running end within their time caps; each resumes its request, which is
+     * then answered 503 (draining): no connection stays suspended. */
+    fetcher_destroy(srv.fetcher);
+    srv.fetcher = NULL;
     drain(&srv, 5);
     http_stop(&srv);
-    fetcher_destroy(srv.fetcher); /* (no request is left waiting on one: drained above) */
     content_cache_destroy(srv.cache);
     srv.exec->ops->destroy(srv.exec);
     queue_destroy(&srv.queue);

@@ -193,6 +193,8 @@ static enum MHD_Result start_fetches(request *r, preprocess_input *in)
 {
     server_ctx *srv = r->srv;
     const cp_config *cfg = srv->cfg;
+    if (atomic_load(&srv->draining))
+        return fail(r, CP_ERR_UNAVAILABLE, -1, "shutting down");
     int urls = 0;
     for (int i = 0; i < in->items.n; i++)
         urls += in->items.items[i].kind == JSON_ITEM_URL;

@@ -228,3 +228,31 @@ def test_fetch_does_not_block_other_requests(daemon_factory, origin):
     t.join(60)
     assert result["r"].status_code == 200, describe_error(result["r"])
     assert np.array_equal(decode_npy(result["r"].content), d.tensor(images.get(NAMES[0]).data))
+
+
+def test_shutdown_during_a_fetch(daemon_factory, origin):
+    """SIGTERM while a URL is being fetched: the request is answered (503, draining) once the
+    fetch ends, no connection is left suspended, the daemon exits 0."""
+    import signal
+    import time
+
+    _Handler.release.clear()
+    d = daemon_factory(dict(ALLOW, drain_timeout_s=1))
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault(
+        "r", _post(d, [{"url": f"{origin}/wait/{NAMES[0]}"}])))
+    t.start()
+    try:
+        deadline = time.monotonic() + 30  # (a bound on waiting, not a timing assertion)
+        while "clipprep_inflight_requests 1" not in d.get("/metrics").text:
+            assert time.monotonic() < deadline, "the fetching request never showed in flight"
+            time.sleep(0.02)
+        d.proc.send_signal(signal.SIGTERM)
+        while not any('"draining"' in ln for ln in d.stderr_lines()):
+            assert time.monotonic() < deadline, "no draining log line"
+            time.sleep(0.02)
+    finally:
+        _Handler.release.set()
+    t.join(60)
+    assert_error(result["r"], 503, "unavailable", index=None)
+    assert d.proc.wait(30) == 0
