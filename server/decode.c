@@ -235,6 +235,7 @@ bool decode_rgb(const uint8_t *data, size_t len, const image_header *hdr,
     if (orientation < 1 || orientation > 8)
         orientation = 1;
     int max_scans = opt ? opt->max_scans : 0;
+    bool white = opt && opt->alpha_onto_white && hdr->has_alpha;
 
     uint8_t *target = dst, *tmp = NULL;
     if (orientation >= 5) {
@@ -254,8 +255,8 @@ bool decode_rgb(const uint8_t *data, size_t len, const image_header *hdr,
                                 target, err);
         break;
     }
-    case IMAGE_FORMAT_PNG: ok = decode_png_pixels(data, len, hdr, target, err); break;
-    case IMAGE_FORMAT_WEBP: ok = decode_webp_pixels(data, len, hdr, target, err); break;
+    case IMAGE_FORMAT_PNG: ok = decode_png_pixels(data, len, hdr, white, target, err); break;
+    case IMAGE_FORMAT_WEBP: ok = decode_webp_pixels(data, len, hdr, white, target, err); break;
     default: ok = cp_fail(err, CP_ERR_INTERNAL, "decode_rgb: unknown format"); break;
     }
 

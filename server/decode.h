@@ -28,6 +28,8 @@ typedef struct {
     int orientation;   /* EXIF orientation 1..8; 1 when absent or invalid */
     int64_t jpeg_blocks; /* JPEG: 8x8 coefficient blocks of all components (128 bytes each),
                             what the hybrid GPU decode stages (jpeg_coeffs.h); 0 otherwise */
+    bool has_alpha;      /* an alpha channel or a PNG tRNS chunk: Pillow's "A" band or
+                            info["transparency"] */
 } image_header;
 
 typedef struct {
@@ -41,6 +43,9 @@ typedef struct {
                                only without an orientation transform, otherwise ignored. Outside
                                the region dst bytes are unspecified (partly left untouched).
                                Clamped to the image; an empty region means the whole image. */
+    bool alpha_onto_white;  /* transparency (alpha channel, PNG tRNS) composited onto white as
+                               transformers 5's convert_to_rgb does (Pillow alpha_composite);
+                               false: dropped, as Pillow's convert("RGB") */
 } decode_options;
 
 const char *image_format_name(image_format f); /* "jpeg", "png", "webp", "unknown" */

@@ -50,12 +50,12 @@ bool decode_jpeg_pixels(const uint8_t *data, size_t len, const image_header *hdr
                         int scale_denom, jpeg_region *region, uint8_t *dst, cp_error *err);
 
 bool decode_png_header(const uint8_t *data, size_t len, image_header *hdr, cp_error *err);
-bool decode_png_pixels(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
-                       cp_error *err);
+bool decode_png_pixels(const uint8_t *data, size_t len, const image_header *hdr,
+                       bool alpha_onto_white, uint8_t *dst, cp_error *err);
 
 bool decode_webp_header(const uint8_t *data, size_t len, image_header *hdr, cp_error *err);
-bool decode_webp_pixels(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
-                        cp_error *err);
+bool decode_webp_pixels(const uint8_t *data, size_t len, const image_header *hdr,
+                        bool alpha_onto_white, uint8_t *dst, cp_error *err);
 
 /* Pillow's CMYK -> RGB (Convert.c cmyk2rgb) for one pixel of *Pillow's* CMYK values; the same
  * body the hybrid GPU decode runs. */

@@ -29,10 +29,10 @@ bool process_job_cpu(job *j, cpu_scratch *s, cp_error *err)
 
     /* Plan first: the decoder then only has to produce the pixels the passes read. */
     image_geometry g;
-    geometry_compute(j->prof, w, h, &g);
+    geometry_compute_ref(j->prof, j->ref, w, h, &g);
     resize_plan plan;
-    if (!resize_plan_build(&plan, w, h, g.resized_w, g.resized_h, g.top, g.left, g.out_w,
-                           g.out_h, j->prof->filter))
+    if (!resize_plan_build_kind(&plan, w, h, g.resized_w, g.resized_h, g.top, g.left, g.out_w,
+                                g.out_h, j->prof->filter, reference_coeffs(j->ref)))
         return cp_fail(err, CP_ERR_INTERNAL, "could not plan a %dx%d resize", w, h);
     decode_options dopt = j->dopt;
     if (plan.src_x1 > plan.src_x0 && plan.src_y1 > plan.src_y0) {
