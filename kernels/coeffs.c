@@ -48,6 +48,51 @@ bool resample_filter_parse(const char *name, resample_filter *f)
 static bool build_torchvision(axis_coeffs *c, int n_in, int n_out, int first, int count,
                               resample_filter filter);
 
+/* Pillow's precompute_coeffs for box (0, n_in): the box width is a float32 difference. */
+static double pillow_scale(int n_in, int n_out)
+{
+    float box0 = 0.0f, box1 = (float)n_in;
+    return (double)(box1 - box0) / n_out;
+}
+
+int axis_pillow_ksize(int n_in, int n_out, resample_filter filter)
+{
+    double radius = filter == FILTER_BILINEAR ? 1.0 : 2.0;
+    double scale = pillow_scale(n_in, n_out);
+    double filterscale = scale < 1.0 ? 1.0 : scale;
+    return (int)ceil(radius * filterscale) * 2 + 1;
+}
+
+int axis_pillow_weights(int n_in, int n_out, int i, resample_filter filter, int *lo_out,
+                        double *w)
+{
+    double (*kernel)(double) = filter == FILTER_BILINEAR ? bilinear_kernel : bicubic_kernel;
+    double radius = filter == FILTER_BILINEAR ? 1.0 : 2.0;
+    double scale = pillow_scale(n_in, n_out);
+    double filterscale = scale < 1.0 ? 1.0 : scale;
+    double support = radius * filterscale;
+    double inv = 1.0 / filterscale;
+    double center = 0.0f + (i + 0.5) * scale;
+    int lo = (int)(center - support + 0.5);
+    if (lo < 0)
+        lo = 0;
+    int hi = (int)(center + support + 0.5);
+    if (hi > n_in)
+        hi = n_in;
+    int taps = hi - lo;
+    double total = 0.0;
+    for (int t = 0; t < taps; t++) {
+        double v = kernel((t + lo - center + 0.5) * inv);
+        w[t] = v;
+        total += v;
+    }
+    if (total != 0.0)
+        for (int t = 0; t < taps; t++)
+            w[t] = w[t] / total;
+    *lo_out = lo;
+    return taps;
+}
+
 bool axis_coeffs_build(axis_coeffs *c, int n_in, int n_out, int first, int count,
                        resample_filter filter)
 {
@@ -63,16 +108,7 @@ bool axis_coeffs_build_kind(axis_coeffs *c, int n_in, int n_out, int first, int 
     if (n_in <= 0 || n_out <= 0 || first < 0 || count <= 0 || first + count > n_out)
         return false;
 
-    double (*kernel)(double) = filter == FILTER_BILINEAR ? bilinear_kernel : bicubic_kernel;
-    double radius = filter == FILTER_BILINEAR ? 1.0 : 2.0;
-
-    /* The box is (0, n_in) as float32; its width is computed in float32. */
-    float box0 = 0.0f, box1 = (float)n_in;
-    double scale = (double)(box1 - box0) / n_out;
-    double filterscale = scale < 1.0 ? 1.0 : scale;
-    double support = radius * filterscale;
-    int ksize = (int)ceil(support) * 2 + 1;
-    double inv = 1.0 / filterscale;
+    int ksize = axis_pillow_ksize(n_in, n_out, filter);
 
     c->n_in = n_in;
     c->n_out = n_out;
@@ -89,24 +125,10 @@ bool axis_coeffs_build_kind(axis_coeffs *c, int n_in, int n_out, int first, int 
     }
 
     for (int j = 0; j < count; j++) {
-        int i = first + j;
-        double center = box0 + (i + 0.5) * scale;
-        int lo = (int)(center - support + 0.5);
-        if (lo < 0)
-            lo = 0;
-        int hi = (int)(center + support + 0.5);
-        if (hi > n_in)
-            hi = n_in;
-        int taps = hi - lo;
-        double total = 0.0;
-        for (int t = 0; t < taps; t++) {
-            double v = kernel((t + lo - center + 0.5) * inv);
-            w[t] = v;
-            total += v;
-        }
+        int lo, taps = axis_pillow_weights(n_in, n_out, first + j, filter, &lo, w);
         int32_t *k = c->k + (size_t)j * ksize;
         for (int t = 0; t < taps; t++) {
-            double v = total != 0.0 ? w[t] / total : w[t];
+            double v = w[t];
             double scaled = v * (1 << RESAMPLE_PRECISION_BITS);
             k[t] = (int32_t)(v < 0 ? -0.5 + scaled : 0.5 + scaled);
         }

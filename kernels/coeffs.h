@@ -35,6 +35,12 @@ typedef struct {
 const char *resample_filter_name(resample_filter f); /* "bicubic" | "bilinear" */
 bool resample_filter_parse(const char *name, resample_filter *f);
 
+/* Pillow's normalised double weights of output i (precompute_coeffs before fixed point; the
+ * 16-bit and float resamplers use them as they are): returns the tap count, w needs
+ * axis_pillow_ksize() doubles. */
+int axis_pillow_ksize(int n_in, int n_out, resample_filter filter);
+int axis_pillow_weights(int n_in, int n_out, int i, resample_filter filter, int *lo, double *w);
+
 /* Returns false only on allocation failure or invalid sizes. */
 bool axis_coeffs_build(axis_coeffs *c, int n_in, int n_out, int first, int count,
                        resample_filter filter);

@@ -305,6 +305,10 @@ bool decode_png_header(const uint8_t *data, size_t len, image_header *hdr, cp_er
     hdr->height = (int)h;
     hdr->orientation = orientation_resolve(exif_value, xmp_value);
     hdr->has_alpha = (ctype & 4) != 0 || (trns && ctype != 4 && ctype != 6);
+    hdr->native = ctype == 3 || (ctype == 0 && depth == 1) ? NATIVE_NEAREST
+                  : ctype == 0 && depth == 16            ? NATIVE_GRAY16
+                  : (ctype & 4)                          ? NATIVE_RGBA
+                                                         : NATIVE_AS_RGB;
     return true;
 }
 
@@ -328,8 +332,15 @@ typedef struct {
     bool key_on;          /* gray/RGB tRNS colour key */
     uint8_t key[3];
     png_color wpal[256];  /* palette entries composited with their tRNS alpha */
+    png_native_out raw;   /* PNG_NATIVE_RGBA / _GRAY16: Pillow's own mode, not RGB */
     char msg[200];
 } png_ctx;
+
+/* Bytes per pixel of dst rows. */
+static size_t dst_bpp(const png_ctx *c)
+{
+    return c->raw == PNG_NATIVE_RGBA ? 4 : c->raw == PNG_NATIVE_GRAY16 ? 2 : 3;
+}
 
 static void on_png_error(png_structp png, png_const_charp msg)
 {
@@ -426,6 +437,18 @@ static void widen_row(uint8_t *row, size_t w, int ctype, int depth, const png_co
 /* Row y is complete: make it RGB in dst (widening, and the alpha_onto_white rules). */
 static void finish_row(const png_ctx *c, size_t y)
 {
+    if (c->raw == PNG_NATIVE_GRAY16)
+        return; /* big-endian samples as stored */
+    if (c->raw == PNG_NATIVE_RGBA) {
+        uint8_t *row = c->dst + y * c->w * 4;
+        if (c->ctype == PNG_COLOR_TYPE_GRAY_ALPHA) /* L,A -> L,L,L,A back to front */
+            for (size_t x = c->w; x-- > 0;) {
+                uint8_t l = row[2 * x], a = row[2 * x + 1];
+                row[4 * x] = row[4 * x + 1] = row[4 * x + 2] = l;
+                row[4 * x + 3] = a;
+            }
+        return;
+    }
     uint8_t *row = c->dst + y * c->w * 3;
     if (c->keep_alpha && c->ctype == PNG_COLOR_TYPE_RGB_ALPHA) {
         const uint8_t *src = c->rgba + (c->passes > 1 ? y * c->w * 4 : 0);
@@ -529,15 +552,21 @@ static int png_run(png_structp png, png_infop info, png_ctx *c, const image_head
         c->npal = 0;
     }
 
+    if (c->raw == PNG_NATIVE_RGBA && !(ctype & PNG_COLOR_MASK_ALPHA))
+        return 2;
+    if (c->raw == PNG_NATIVE_GRAY16 && !(ctype == PNG_COLOR_TYPE_GRAY && depth == 16))
+        return 2;
     if (c->white)
         setup_transparency(png, info, c);
+    if (c->raw == PNG_NATIVE_RGBA)
+        c->keep_alpha = true;
     size_t bpp; /* bytes per pixel of the rows libpng hands us */
     if (depth < 8)
         png_set_packing(png);
     switch (ctype) {
     case PNG_COLOR_TYPE_GRAY: bpp = depth == 16 ? 2 : 1; break;
     case PNG_COLOR_TYPE_PALETTE: bpp = 1; break;
-    default: /* GRAY_ALPHA, RGB, RGB_ALPHA */
+    default: /* GRAY_ALPHA, RGB, RGB_ALPHA (16 bit: high bytes also in Pillow's own mode) */
         if (depth == 16)
             png_set_strip_16(png); /* high byte (truncating, like Pillow's ;16B unpackers) */
         if ((ctype & PNG_COLOR_MASK_ALPHA) && !c->keep_alpha)
@@ -561,8 +590,8 @@ static int png_run(png_structp png, png_infop info, png_ctx *c, const image_head
     }
     c->rows_expected = expected;
 
-    const size_t stride = c->w * 3;
-    bool rgba_rows = c->keep_alpha && ctype == PNG_COLOR_TYPE_RGB_ALPHA;
+    const size_t stride = c->w * dst_bpp(c);
+    bool rgba_rows = c->keep_alpha && ctype == PNG_COLOR_TYPE_RGB_ALPHA && !c->raw;
     for (int p = 0; p < c->passes; p++) {
         for (size_t y = 0; y < c->h; y++) {
             uint8_t *row = rgba_rows ? c->rgba + (c->passes > 1 ? y * c->w * 4 : 0)
@@ -578,8 +607,23 @@ static int png_run(png_structp png, png_infop info, png_ctx *c, const image_head
     return 0;
 }
 
+static bool png_decode(const uint8_t *data, size_t len, const image_header *hdr,
+                       bool alpha_onto_white, png_native_out raw, uint8_t *dst, cp_error *err);
+
 bool decode_png_pixels(const uint8_t *data, size_t len, const image_header *hdr,
                        bool alpha_onto_white, uint8_t *dst, cp_error *err)
+{
+    return png_decode(data, len, hdr, alpha_onto_white, PNG_NATIVE_NONE, dst, err);
+}
+
+bool decode_png_native(const uint8_t *data, size_t len, const image_header *hdr,
+                       png_native_out raw, uint8_t *dst, cp_error *err)
+{
+    return png_decode(data, len, hdr, false, raw, dst, err);
+}
+
+static bool png_decode(const uint8_t *data, size_t len, const image_header *hdr,
+                       bool alpha_onto_white, png_native_out raw, uint8_t *dst, cp_error *err)
 {
     png_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
@@ -587,6 +631,7 @@ bool decode_png_pixels(const uint8_t *data, size_t len, const image_header *hdr,
     ctx.len = len;
     ctx.dst = dst;
     ctx.white = alpha_onto_white;
+    ctx.raw = raw;
     if (alpha_onto_white && hdr->has_alpha) {
         /* RGBA rows: one row, or the whole image if interlaced (known only later: IHDR byte) */
         const uint8_t *ih = data + 8;

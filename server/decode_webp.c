@@ -86,14 +86,16 @@ bool decode_webp_header(const uint8_t *data, size_t len, image_header *hdr, cp_e
     WebPDemuxDelete(dmux);
 
     hdr->has_alpha = alpha;
+    hdr->native = alpha ? NATIVE_RGBA : NATIVE_AS_RGB;
     hdr->width = (int)w;
     hdr->height = (int)h;
     hdr->orientation = orientation_resolve(exif_value, xmp_value);
     return true;
 }
 
-static bool decode_still(WebPDemuxer *dmux, const image_header *hdr, bool white, uint8_t *dst,
-                         cp_error *err)
+/* white: composite alpha onto white; rgba_out: dst holds RGBA (4 bytes per pixel). */
+static bool decode_still(WebPDemuxer *dmux, const image_header *hdr, bool white, bool rgba_out,
+                         uint8_t *dst, cp_error *err)
 {
     WebPIterator it;
     if (!WebPDemuxGetFrame(dmux, 1, &it))
@@ -115,8 +117,8 @@ static bool decode_still(WebPDemuxer *dmux, const image_header *hdr, bool white,
         WebPDemuxReleaseIterator(&it);
         return cp_fail(err, CP_ERR_OVERLOADED, "webp: out of memory for the alpha plane");
     }
-    size_t stride = (size_t)hdr->width * (white ? 4 : 3);
-    config.output.colorspace = white ? MODE_RGBA : MODE_RGB;
+    size_t stride = (size_t)hdr->width * (white || rgba_out ? 4 : 3);
+    config.output.colorspace = white || rgba_out ? MODE_RGBA : MODE_RGB;
     config.output.is_external_memory = 1;
     config.output.u.RGBA.rgba = white ? rgba : dst;
     config.output.u.RGBA.stride = (int)stride;
@@ -136,7 +138,7 @@ static bool decode_still(WebPDemuxer *dmux, const image_header *hdr, bool white,
 }
 
 static bool decode_first_frame(const uint8_t *data, size_t len, const image_header *hdr,
-                               bool white, uint8_t *dst, cp_error *err)
+                               bool white, bool rgba_out, uint8_t *dst, cp_error *err)
 {
     WebPAnimDecoderOptions opts;
     if (!WebPAnimDecoderOptionsInit(&opts))
@@ -160,7 +162,9 @@ static bool decode_first_frame(const uint8_t *data, size_t len, const image_head
         return cp_fail(err, CP_ERR_INVALID_IMAGE, "webp: failed to decode the first frame");
     }
     size_t n = (size_t)hdr->width * (size_t)hdr->height;
-    if (white) {
+    if (rgba_out) {
+        memcpy(dst, buf, n * 4);
+    } else if (white) {
         rgba_over_white(buf, dst, n);
     } else {
         for (size_t i = 0; i < n; i++) {
@@ -173,9 +177,25 @@ static bool decode_first_frame(const uint8_t *data, size_t len, const image_head
     return true;
 }
 
+static bool webp_decode(const uint8_t *data, size_t len, const image_header *hdr, bool white,
+                        bool rgba_out, uint8_t *dst, cp_error *err);
+
 bool decode_webp_pixels(const uint8_t *data, size_t len, const image_header *hdr,
                         bool alpha_onto_white, uint8_t *dst, cp_error *err)
 {
+    return webp_decode(data, len, hdr, alpha_onto_white, false, dst, err);
+}
+
+bool decode_webp_rgba(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
+                      cp_error *err)
+{
+    return webp_decode(data, len, hdr, false, true, dst, err);
+}
+
+static bool webp_decode(const uint8_t *data, size_t len, const image_header *hdr, bool white,
+                        bool rgba_out, uint8_t *dst, cp_error *err)
+{
+    bool alpha_onto_white = white;
     WebPDemuxer *dmux = demux_open(data, len, err);
     if (!dmux)
         return false;
@@ -183,9 +203,9 @@ bool decode_webp_pixels(const uint8_t *data, size_t len, const image_header *hdr
     bool ok;
     if (flags & ANIMATION_FLAG) {
         WebPDemuxDelete(dmux);
-        ok = decode_first_frame(data, len, hdr, alpha_onto_white, dst, err);
+        ok = decode_first_frame(data, len, hdr, alpha_onto_white, rgba_out, dst, err);
     } else {
-        ok = decode_still(dmux, hdr, alpha_onto_white, dst, err);
+        ok = decode_still(dmux, hdr, alpha_onto_white, rgba_out, dst, err);
         WebPDemuxDelete(dmux);
     }
     return ok;

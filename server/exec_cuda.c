@@ -250,7 +250,7 @@ static void launch_chunk(gpu_worker *ce, int si, job **jobs, int n)
                 s->uploads[n_uploads++] = (staging_range){s->src_off[i], bytes};
         }
         image_geometry g;
-        geometry_compute_ref(j->prof, j->ref, w, h, &g);
+        geometry_for_decode(j->prof, j->ref, &j->dopt, w, h, &g);
         resize_plan *p = &s->plans[d];
         bool planned = resize_plan_build_kind(p, w, h, g.resized_w, g.resized_h, g.top, g.left,
                                               g.out_w, g.out_h, j->prof->filter,
@@ -294,7 +294,7 @@ static bool slot_needs(const gpu_worker *ce, const job *j, size_t *staging, size
     int w, h;
     decode_output_size(&j->hdr, &j->dopt, &w, &h);
     image_geometry g;
-    geometry_compute_ref(j->prof, j->ref, w, h, &g);
+    geometry_for_decode(j->prof, j->ref, &j->dopt, w, h, &g);
     resize_plan p;
     if (!resize_plan_build_kind(&p, w, h, g.resized_w, g.resized_h, g.top, g.left, g.out_w,
                                 g.out_h, j->prof->filter, reference_coeffs(j->ref)))

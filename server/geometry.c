@@ -45,6 +45,16 @@ int fast_scale_denom(const profile *p, int src_w, int src_h, int factor)
     return 1;
 }
 
+void geometry_for_decode(const profile *p, reference_id ref, const decode_options *opt, int w,
+                         int h, image_geometry *g)
+{
+    if (opt && opt->native.on) {
+        *g = (image_geometry){.resized_w = w, .resized_h = h, .out_w = w, .out_h = h};
+        return;
+    }
+    geometry_compute_ref(p, ref, w, h, g);
+}
+
 void geometry_compute_ref(const profile *p, reference_id ref, int src_w, int src_h,
                           image_geometry *g)
 {

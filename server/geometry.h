@@ -3,6 +3,7 @@
 #ifndef CLIPPREP_GEOMETRY_H
 #define CLIPPREP_GEOMETRY_H
 
+#include "decode.h"
 #include "profile.h"
 
 typedef struct {
@@ -12,6 +13,10 @@ typedef struct {
 } image_geometry;
 
 void geometry_compute(const profile *p, int src_w, int src_h, image_geometry *g);
+/* For a job: an identity geometry when the decoder already produced the final window
+ * (opt->native, native_mode.h), else geometry_compute_ref. */
+void geometry_for_decode(const profile *p, reference_id ref, const decode_options *opt, int w,
+                         int h, image_geometry *g);
 /* The same, with the crop origin rounded as reference `ref` rounds it (reference.h). */
 void geometry_compute_ref(const profile *p, reference_id ref, int src_w, int src_h,
                           image_geometry *g);

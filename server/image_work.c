@@ -29,7 +29,7 @@ bool process_job_cpu(job *j, cpu_scratch *s, cp_error *err)
 
     /* Plan first: the decoder then only has to produce the pixels the passes read. */
     image_geometry g;
-    geometry_compute_ref(j->prof, j->ref, w, h, &g);
+    geometry_for_decode(j->prof, j->ref, &j->dopt, w, h, &g);
     resize_plan plan;
     if (!resize_plan_build_kind(&plan, w, h, g.resized_w, g.resized_h, g.top, g.left, g.out_w,
                                 g.out_h, j->prof->filter, reference_coeffs(j->ref)))

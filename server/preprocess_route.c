@@ -382,9 +382,21 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
                    .hdr = j->hdr, .dopt = dopt, .prof = p, .ref = r->ref,
                    .table = server_table_for(srv, p, r->ref),
                    .dtype = r->dtype};
-        if (r->fast)
+        if (reference_alpha(r->ref) == ALPHA_NATIVE_MODE && j->hdr.native != NATIVE_AS_RGB) {
+            /* open_clip resizes this image in Pillow's own mode: done at decode (exact, so
+               never with fast mode's DCT scaling) */
+            int w, h;
+            decode_output_size(&j->hdr, &j->dopt, &w, &h);
+            image_geometry g;
+            geometry_compute_ref(p, r->ref, w, h, &g);
+            j->dopt.native = (native_resize){.on = true, .resized_w = g.resized_w,
+                                             .resized_h = g.resized_h, .top = g.top,
+                                             .left = g.left, .out_w = g.out_w, .out_h = g.out_h,
+                                             .filter = (int)p->filter};
+        } else if (r->fast) {
             j->dopt.scale_denom =
                 fast_scale_denom(p, j->hdr.width, j->hdr.height, cfg->fast_min_factor);
+        }
     }
     r->n_images = n;
     r->remaining = n;
