@@ -351,8 +351,10 @@ static void run_batch(gpu_worker *ce, job **jobs, int n)
                 i++;
                 continue;
             }
-            if (!slot_needs(ce, j, &a, &b, &c, &d)) {
-                cpu_scratch scratch = {0}; /* rare: larger than a slot, exact on the CPU too */
+            if (job_vertical_first(j) || !slot_needs(ce, j, &a, &b, &c, &d)) {
+                /* rare: larger than a slot, or Pillow 13's vertical-first order; exact on the
+                   CPU path too */
+                cpu_scratch scratch = {0};
                 cp_error e = {0};
                 bool ok = process_cpu_path(ce, j, &scratch, &e);
                 cpu_scratch_free(&scratch);

@@ -10,6 +10,8 @@
 #include "../kernels/preprocess.h"
 #include "../kernels/resample_simd.h"
 #include "decode_internal.h"
+#include "reference.h"
+#include "transpose.h"
 
 static uint8_t clip8(int v) { return (uint8_t)(v <= 0 ? 0 : v < 256 ? v : 255); }
 
@@ -74,10 +76,57 @@ static bool resize_nearest(const uint8_t *rgb, int w, int h, const native_resize
 
 /* ---- 8-bit resampler on two 3-channel images (RGBa + alpha, CMY + K) --------------------- */
 
+/* The same resize with the axes exchanged (for Pillow 13's vertical-first order). */
+static native_resize swapped(const native_resize *nr)
+{
+    native_resize t = *nr;
+    t.resized_w = nr->resized_h;
+    t.resized_h = nr->resized_w;
+    t.top = nr->left;
+    t.left = nr->top;
+    t.out_w = nr->out_h;
+    t.out_h = nr->out_w;
+    return t;
+}
+
+static bool vertical_first(const native_resize *nr, int w, int h)
+{
+    return reference_vertical_first(REF_OPEN_CLIP, w, h, nr->resized_w, nr->resized_h);
+}
+
+static bool resize_pair_hfirst(const uint8_t *a, const uint8_t *b, int w, int h,
+                               const native_resize *nr, uint8_t *out_a, uint8_t *out_b);
+
 /* Resizes a and b (w x h, packed 3 bytes per pixel, RESAMPLE_SIMD_PAD readable after) with
  * Pillow's 8-bit resampler into the out window; out_a / out_b hold out_w*out_h*3. */
 static bool resize_pair(const uint8_t *a, const uint8_t *b, int w, int h,
                         const native_resize *nr, uint8_t *out_a, uint8_t *out_b)
+{
+    if (!vertical_first(nr, w, h))
+        return resize_pair_hfirst(a, b, w, h, nr, out_a, out_b);
+    size_t n = (size_t)w * h * 3, m = (size_t)nr->out_w * nr->out_h * 3;
+    uint8_t *ta = malloc(n + RESAMPLE_SIMD_PAD), *tb = malloc(n + RESAMPLE_SIMD_PAD);
+    uint8_t *oa = malloc(m), *ob = malloc(m);
+    native_resize t = swapped(nr);
+    bool ok = ta && tb && oa && ob;
+    if (ok) {
+        transpose_elems(a, w, h, 3, ta);
+        transpose_elems(b, w, h, 3, tb);
+        ok = resize_pair_hfirst(ta, tb, h, w, &t, oa, ob);
+    }
+    if (ok) {
+        transpose_elems(oa, t.out_w, t.out_h, 3, out_a);
+        transpose_elems(ob, t.out_w, t.out_h, 3, out_b);
+    }
+    free(ta);
+    free(tb);
+    free(oa);
+    free(ob);
+    return ok;
+}
+
+static bool resize_pair_hfirst(const uint8_t *a, const uint8_t *b, int w, int h,
+                               const native_resize *nr, uint8_t *out_a, uint8_t *out_b)
 {
     resize_plan plan;
     if (!resize_plan_build(&plan, w, h, nr->resized_w, nr->resized_h, nr->top, nr->left,
@@ -134,8 +183,30 @@ static bool resize_four(const uint8_t *px, int w, int h, bool rgba, const native
 static int round_up(double f) { return (int)(f >= 0.0 ? f + 0.5F : f - 0.5F); }
 static int clip16(int v) { return v <= 0 ? 0 : v < 65536 ? v : 65535; }
 
+static bool resize_gray16_hfirst(const uint8_t *g, int w, int h, const native_resize *nr,
+                                 uint8_t *dst);
+
 /* g: w*h big-endian 16-bit samples as stored. */
 static bool resize_gray16(const uint8_t *g, int w, int h, const native_resize *nr, uint8_t *dst)
+{
+    if (!vertical_first(nr, w, h))
+        return resize_gray16_hfirst(g, w, h, nr, dst);
+    native_resize t = swapped(nr);
+    uint8_t *tg = malloc((size_t)w * h * 2), *td = malloc((size_t)nr->out_w * nr->out_h * 3);
+    bool ok = tg && td;
+    if (ok) {
+        transpose_elems(g, w, h, 2, tg);
+        ok = resize_gray16_hfirst(tg, h, w, &t, td);
+    }
+    if (ok)
+        transpose_elems(td, t.out_w, t.out_h, 3, dst);
+    free(tg);
+    free(td);
+    return ok;
+}
+
+static bool resize_gray16_hfirst(const uint8_t *g, int w, int h, const native_resize *nr,
+                                 uint8_t *dst)
 {
     resample_filter f = (resample_filter)nr->filter;
     int rw = nr->resized_w, rh = nr->resized_h;

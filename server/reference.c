@@ -54,6 +54,15 @@ crop_rounding reference_crop(reference_id r)
     }
 }
 
+bool reference_vertical_first(reference_id r, int w, int h, int rw, int rh)
+{
+    if (r != REF_TRANSFORMERS5_PIL && r != REF_OPEN_CLIP)
+        return false;
+    if (rw == w || rh == h)
+        return false; /* one pass only */
+    return rh < h && (long long)h - rh > 2 * ((long long)w - rw);
+}
+
 norm_rule reference_norm(reference_id r)
 {
     return r == REF_TRANSFORMERS5 ? NORM_FUSED_FLOAT32 : NORM_RESCALE_THEN_NORMALIZE;

@@ -59,4 +59,11 @@ alpha_rule reference_alpha(reference_id r);
 crop_rounding reference_crop(reference_id r);
 norm_rule reference_norm(reference_id r);
 
+/* Whether the reference's resize of a w x h image to rw x rh runs its vertical pass first.
+ * Pillow 13 (transformers5-pil, open_clip as installed today) does when the height shrinks by
+ * more than twice what the width shrinks: rh < h and h - rh > 2 * (w - rw) (established on
+ * 1000+ random sizes against Pillow 13.0.0; Pillow 11.3 and torchvision always go horizontal
+ * first). The intermediate is rounded to u8, so the order changes the pixels. */
+bool reference_vertical_first(reference_id r, int w, int h, int rw, int rh);
+
 #endif
