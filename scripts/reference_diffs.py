@@ -73,21 +73,24 @@ def main():
             cat = category(it)
             for ref in REFS:
                 dlt = np.abs(outs[ref] - outs["transformers4"])
-                st = stats.setdefault((ref, cat), [0.0, 0.0, 0, 0])
+                levels = dlt * std * 255  # the difference in u8 levels
+                st = stats.setdefault((ref, cat), [0.0, 0.0, 0, 0, 0])
                 st[0] = max(st[0], float(dlt.max()))
-                st[1] = max(st[1], float((dlt * std * 255).max()))
-                st[2] += int((dlt > 0).sum())
-                st[3] += dlt.size
+                st[1] = max(st[1], float(levels.max()))
+                st[2] += int((levels > 0.5).sum())
+                st[3] += int((dlt > 0).sum())
+                st[4] += dlt.size
         cats = sorted({c for _, c in stats})
-        print(f"profile {args.profile}; each cell: max |diff| in normalised units / in u8 levels; "
-              "share of values that differ\n")
+        print(f"profile {args.profile}; each cell: max |diff| in normalised units (in u8 levels); "
+              "share of values off by >= 1 level; share of values not bit-equal\n")
         print("| vs transformers4 | " + " | ".join(cats) + " |")
         print("|---|" + "---|" * len(cats))
         for ref in REFS:
             cells = []
             for c in cats:
-                m, lv, n, t = stats[(ref, c)]
-                cells.append(f"{m:.3g} / {lv:.0f} lv; {100 * n / t:.2g} %" if m else "0")
+                m, lv, n1, n, t = stats[(ref, c)]
+                cells.append(f"{m:.3g} ({lv:.0f} lv); {100 * n1 / t:.2g} %; {100 * n / t:.2g} %"
+                             if m else "equal")
             print(f"| `{ref}` | " + " | ".join(cells) + " |")
     finally:
         d.terminate()
