@@ -40,8 +40,9 @@ static void print_version(void)
     printf("libraries: libjpeg-turbo (libjpeg %d), libpng %s, libwebp %d.%d.%d, libmicrohttpd %s\n",
            JPEG_LIB_VERSION, PNG_LIBPNG_VER_STRING, (webp >> 16) & 0xff, (webp >> 8) & 0xff,
            webp & 0xff, MHD_get_version());
-    printf("reference: Pillow 11.3 resampler (8-bit, 22-bit fixed point), "
-           "transformers CLIPImageProcessor PIL path\n");
+    printf("references: transformers4 (Pillow 11.3 resampler, transformers 4 PIL path), "
+           "transformers5 (torchvision uint8 antialias), transformers5-pil (Pillow 13), "
+           "open_clip (Pillow 13, own-mode resize)\n");
 }
 
 static bool build_tables(server_ctx *srv, cp_error *err)
