@@ -9,6 +9,8 @@ Model repository (one server per session, it takes seconds to start):
   clip_preprocess  config/deploy/triton/clip_preprocess verbatim (backend "clipprep")
   clip             config/deploy/triton/clip verbatim (the ensemble)
   prep_*           variants of clip_preprocess for the backend tests (TRITON_VARIANTS)
+Started with --model-control-mode=explicit and every model above loaded: tests may add
+models (misconfigured ones) to server.model_repo and load them.
 
 The tests run under .venv-triton (make venv-triton): nvidia-pytriton's server, numpy < 2 for
 the Python backend, tritonclient[http,grpc], and transformers 4.57.1 + Pillow 11.3 for the
@@ -38,18 +40,21 @@ TRITON_VARIANTS = {
     "prep_fp16": ({"profile": "clip-224"}, "TYPE_FP16", (3, 224, 224), 8),
     "prep_siglip_exif": ({"profile": "siglip-224", "exif": "true"}, "TYPE_FP32", (3, 224, 224), 8),
     "prep_fast": ({"profile": "clip-224", "mode": "fast"}, "TYPE_FP32", (3, 224, 224), 8),
+    # a long queue delay, so that concurrent requests are executed as one batch
+    "prep_batch": ({"profile": "clip-224"}, "TYPE_FP32", (3, 224, 224), 8),
 }
+QUEUE_DELAY_US = {"prep_batch": 500000}
 
 
 def variant_config(name: str, params: dict, dtype: str, dims, max_batch: int) -> str:
-    ps = "\n".join(f'  {{ key: "{k}" value: {{ string_value: "{v}" }} }}'
+    ps = ",\n".join(f'  {{ key: "{k}" value: {{ string_value: "{v}" }} }}'
                    for k, v in params.items())
     return (f'name: "{name}"\nbackend: "clipprep"\nmax_batch_size: {max_batch}\n'
             f'input [ {{ name: "images", data_type: TYPE_STRING, dims: [ 1 ] }} ]\n'
             f'output [ {{ name: "pixel_values", data_type: {dtype}, '
             f'dims: [ {", ".join(map(str, dims))} ] }} ]\n'
             f'instance_group [ {{ kind: KIND_CPU, count: 1 }} ]\n'
-            f'dynamic_batching {{ max_queue_delay_microseconds: 2000 }}\n'
+            f'dynamic_batching {{ max_queue_delay_microseconds: {QUEUE_DELAY_US.get(name, 2000)} }}\n'
             f'parameters [\n{ps}\n]\n')
 
 
@@ -69,7 +74,11 @@ def build_model_repo(dest: Path) -> Path:
 @pytest.fixture(scope="session")
 def triton(tmp_path_factory):
     work = tmp_path_factory.mktemp("triton")
-    server = Triton(work, build_model_repo(work / "models"))
+    repo = build_model_repo(work / "models")
+    # explicit model control: the tests add misconfigured models later and load them by hand
+    models = sorted(p.name for p in repo.iterdir())
+    server = Triton(work, repo, extra_args=["--model-control-mode=explicit",
+                                            *(f"--load-model={m}" for m in models)])
     yield server
     server.stop()
 
