@@ -112,6 +112,7 @@ $(VENV_REF)/.installed: tests/requirements-ref.txt
 # numpy < 2 for Python-backend models (tests/requirements-triton.txt): tests/triton.
 venv-triton: $(VENV_TRITON)/.installed
 $(VENV_TRITON)/.installed: tests/requirements-triton.txt
+	bash scripts/install-deps.sh --triton-tests
 	python3 -m venv $(VENV_TRITON)
 	$(VENV_TRITON)/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements-triton.txt
 	touch $@
