@@ -4,7 +4,11 @@ Python, and clipprep's own backend from bin/triton/clipprep when built), starts 
 free ports with a given model repository, waits until it is ready, stops it.
 
 Python-backend models run in the stub under the system libpython; they import numpy (< 2),
-transformers, ... from this venv's site-packages, which PYTHONPATH hands them."""
+transformers, ... from this venv's site-packages, which PYTHONPATH hands them.
+
+For a sanitizer run by hand: CLIPPREP_TRITON_BACKEND_DIR names another build of the backend
+folder (e.g. build/triton-asan/bin/triton/clipprep) and CLIPPREP_TRITON_LD_PRELOAD is put in
+the server's LD_PRELOAD (the ASan runtime)."""
 from __future__ import annotations
 
 import os
@@ -20,7 +24,8 @@ from pathlib import Path
 import requests
 
 REPO = Path(__file__).resolve().parents[2]
-CLIPPREP_BACKEND = REPO / "bin" / "triton" / "clipprep"
+CLIPPREP_BACKEND = Path(os.environ.get("CLIPPREP_TRITON_BACKEND_DIR",
+                                       REPO / "bin" / "triton" / "clipprep")).resolve()
 START_TIMEOUT_S = 120.0
 
 
@@ -76,6 +81,8 @@ class Triton:
         libs = pytriton_dir().parent.parent / "nvidia_pytriton.libs"
         env["LD_LIBRARY_PATH"] = os.pathsep.join(
             p for p in (str(libs), env.get("LD_LIBRARY_PATH", "")) if p)
+        if os.environ.get("CLIPPREP_TRITON_LD_PRELOAD"):
+            env["LD_PRELOAD"] = os.environ["CLIPPREP_TRITON_LD_PRELOAD"]
         self.log_path = workdir / "tritonserver.log"
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
                                      stdout=open(self.log_path, "w"), stderr=subprocess.STDOUT,
