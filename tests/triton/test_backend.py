@@ -115,6 +115,12 @@ def test_undecodable_and_malformed_inputs_are_named(triton, images):
     with pytest.raises(InferenceServerException, match=r"image 2: invalid_image:"):
         infer(grpc, triton.grpc_url, "clip_preprocess",
               [images["png_224x224"], images["png_224x224"], images["png_224x224"][:100]])
+    # prep_small: parameter max_pixels 100000; 640x480 is over it, 224x224 is not
+    with pytest.raises(InferenceServerException,
+                       match=r"image 1: image_too_large: image is 640x480 = 307200 pixels"):
+        infer(http, triton.http_url, "prep_small", [images["png_224x224"], images["jpeg_640x480"]])
+    got = infer(http, triton.http_url, "prep_small", [images["png_224x224"]])
+    np.testing.assert_array_equal(got[0], reference.hf_clip(images["png_224x224"])[0])
 
 
 @pytest.mark.parametrize("params, dims, kind, message", [

@@ -40,6 +40,7 @@ TRITON_VARIANTS = {
     "prep_fp16": ({"profile": "clip-224"}, "TYPE_FP16", (3, 224, 224), 8),
     "prep_siglip_exif": ({"profile": "siglip-224", "exif": "true"}, "TYPE_FP32", (3, 224, 224), 8),
     "prep_fast": ({"profile": "clip-224", "mode": "fast"}, "TYPE_FP32", (3, 224, 224), 8),
+    "prep_small": ({"profile": "clip-224", "max_pixels": "100000"}, "TYPE_FP32", (3, 224, 224), 8),
     # a long queue delay, so that concurrent requests are executed as one batch
     "prep_batch": ({"profile": "clip-224"}, "TYPE_FP32", (3, 224, 224), 8),
 }
