@@ -20,6 +20,23 @@ static bool ensure(uint8_t **buf, size_t *cap, size_t need)
     return true;
 }
 
+void job_apply_reference(job *j)
+{
+    j->dopt.alpha_onto_white = reference_alpha(j->ref) == ALPHA_ONTO_WHITE;
+    if (reference_alpha(j->ref) != ALPHA_NATIVE_MODE || j->hdr.native == NATIVE_AS_RGB)
+        return;
+    j->dopt.scale_denom = 0; /* exact: the own-mode resize is done at decode */
+    j->dopt.native.on = false;
+    int w, h;
+    decode_output_size(&j->hdr, &j->dopt, &w, &h);
+    image_geometry g;
+    geometry_compute_ref(j->prof, j->ref, w, h, &g);
+    j->dopt.native = (native_resize){.on = true, .resized_w = g.resized_w,
+                                     .resized_h = g.resized_h, .top = g.top, .left = g.left,
+                                     .out_w = g.out_w, .out_h = g.out_h,
+                                     .filter = (int)j->prof->filter};
+}
+
 bool job_vertical_first(const job *j)
 {
     if (j->dopt.native.on)

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "geometry.h"
+#include "image_work.h"
 #include "http_util.h"
 #include "log.h"
 #include "metrics.h"
@@ -366,8 +367,7 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
         return request_answer_error(r, &err, -1);
     }
     const profile *p = r->prof;
-    decode_options dopt = {.apply_orientation = exif, .max_scans = cfg->max_scans,
-                           .alpha_onto_white = reference_alpha(r->ref) == ALPHA_ONTO_WHITE};
+    decode_options dopt = {.apply_orientation = exif, .max_scans = cfg->max_scans};
     for (int i = 0; i < n; i++) {
         job *j = &r->jobs[i];
         if (!decode_read_header(images[i].data, images[i].len, &j->hdr, &err))
@@ -382,21 +382,10 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
                    .hdr = j->hdr, .dopt = dopt, .prof = p, .ref = r->ref,
                    .table = server_table_for(srv, p, r->ref),
                    .dtype = r->dtype};
-        if (reference_alpha(r->ref) == ALPHA_NATIVE_MODE && j->hdr.native != NATIVE_AS_RGB) {
-            /* open_clip resizes this image in Pillow's own mode: done at decode (exact, so
-               never with fast mode's DCT scaling) */
-            int w, h;
-            decode_output_size(&j->hdr, &j->dopt, &w, &h);
-            image_geometry g;
-            geometry_compute_ref(p, r->ref, w, h, &g);
-            j->dopt.native = (native_resize){.on = true, .resized_w = g.resized_w,
-                                             .resized_h = g.resized_h, .top = g.top,
-                                             .left = g.left, .out_w = g.out_w, .out_h = g.out_h,
-                                             .filter = (int)p->filter};
-        } else if (r->fast) {
+        if (r->fast)
             j->dopt.scale_denom =
                 fast_scale_denom(p, j->hdr.width, j->hdr.height, cfg->fast_min_factor);
-        }
+        job_apply_reference(j);
     }
     r->n_images = n;
     r->remaining = n;
