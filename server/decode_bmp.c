@@ -6,7 +6,8 @@
  *   - 1/4/8-bit palettes (the palette follows the header; `colors` entries, 2^bits when 0),
  *     indices past the palette are black; 16-bit 5-5-5 (and 5-6-5 with
  *     BITFIELDS) scaled as v * 255 / 31 (or / 63); 24-bit BGR; 32-bit BGRX, or the byte
- *     layouts Pillow accepts for BITFIELDS (alpha, if any, dropped by convert("RGB"));
+ *     layouts Pillow accepts for BITFIELDS (alpha, if any, dropped by convert("RGB"), or
+ *     composited over white for alpha_onto_white);
  *   - the pixel offset from the file header, corrected like Pillow when it points at the
  *     palette instead of the pixels.
  * Refused (415), as Pillow refuses them or decodes them wrongly: RLE, JPEG/PNG-in-BMP, other
@@ -14,6 +15,7 @@
  * where Pillow would read the pixels with the wrong bit width. */
 #include <string.h>
 
+#include "alpha.h"
 #include "decode_internal.h"
 
 typedef struct {
@@ -24,7 +26,8 @@ typedef struct {
     size_t palette_at;   /* where the palette starts */
     int entry;           /* palette entry size, 3 or 4 */
     int colors;
-    int r, g, b;         /* 16/24/32-bit: byte index of each channel (32, 24), or -1 */
+    int r, g, b, a;      /* 24/32-bit: byte index of each channel; a = -1: no alpha */
+    bool grey;           /* a grey palette: Pillow's mode "1" (2 colours) or "L" */
     bool rgb565;         /* 16-bit: 5-6-5 instead of 5-5-5 */
 } bmp_info;
 
@@ -54,7 +57,7 @@ static bool layout32(uint32_t rm, uint32_t gm, uint32_t bm, uint32_t am, bmp_inf
         {0xFF000000, 0xFF00, 0xFF, 0xFF0000},
     };
     if (!rm && !gm && !bm && !am) { /* Pillow reads all-zero masks as BGRA */
-        bi->b = 0, bi->g = 1, bi->r = 2;
+        bi->b = 0, bi->g = 1, bi->r = 2, bi->a = 3;
         return true;
     }
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
@@ -62,6 +65,7 @@ static bool layout32(uint32_t rm, uint32_t gm, uint32_t bm, uint32_t am, bmp_inf
             bi->r = __builtin_ctz(rm) / 8;
             bi->g = __builtin_ctz(gm) / 8;
             bi->b = __builtin_ctz(bm) / 8;
+            bi->a = am ? __builtin_ctz(am) / 8 : -1;
             return true;
         }
     }
@@ -102,7 +106,7 @@ static bool parse(const uint8_t *data, size_t len, bmp_info *bi, cp_error *err)
     int bits = bi->bits;
     if (bits != 1 && bits != 4 && bits != 8 && bits != 16 && bits != 24 && bits != 32)
         return unsupported(err, "unsupported pixel depth");
-    bi->r = 2, bi->g = 1, bi->b = 0; /* BGR(X) */
+    bi->r = 2, bi->g = 1, bi->b = 0, bi->a = -1; /* BGR(X) */
     if (compression == 3) { /* BITFIELDS */
         uint32_t m[4] = {0};
         const uint8_t *mp;
@@ -151,6 +155,7 @@ static bool parse(const uint8_t *data, size_t len, bmp_info *bi, cp_error *err)
         }
         if (grey && ((bi->colors == 2 && bits != 1) || (bi->colors != 2 && bits != 8)))
             return unsupported(err, "grey palette on a depth Pillow misreads");
+        bi->grey = grey;
         if (!offset)
             offset = pal_end;
     } else if (!offset) {
@@ -171,14 +176,21 @@ bool decode_bmp_header(const uint8_t *data, size_t len, image_header *hdr, cp_er
         return false;
     hdr->width = bi.width;
     hdr->height = bi.height;
+    hdr->has_alpha = bi.a >= 0;
+    /* Pillow's mode: "P" and "1" resize with NEAREST, "RGBA" premultiplied, "L"/"RGB" as RGB */
+    hdr->native = bi.bits <= 8 ? (bi.grey && bi.colors != 2 ? NATIVE_AS_RGB : NATIVE_NEAREST)
+                  : bi.a >= 0  ? NATIVE_RGBA
+                               : NATIVE_AS_RGB;
     return true;
 }
 
 static uint8_t scale5(unsigned v) { return (uint8_t)(v * 255 / 31); }
 static uint8_t scale6(unsigned v) { return (uint8_t)(v * 255 / 63); }
 
-bool decode_bmp_pixels(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
-                       cp_error *err)
+typedef enum { OUT_RGB = 0, OUT_RGB_WHITE, OUT_RGBA } bmp_out;
+
+static bool bmp_decode(const uint8_t *data, size_t len, const image_header *hdr, bmp_out out,
+                       uint8_t *dst, cp_error *err)
 {
     bmp_info bi;
     if (!parse(data, len, &bi, err))
@@ -195,11 +207,14 @@ bool decode_bmp_pixels(const uint8_t *data, size_t len, const image_header *hdr,
         }
     }
     size_t w = (size_t)bi.width;
+    size_t px = out == OUT_RGBA ? 4 : 3;
     for (size_t y = 0; y < (size_t)bi.height; y++) {
         size_t file_row = bi.top_down ? y : (size_t)bi.height - 1 - y;
         const uint8_t *in = data + bi.offset + file_row * bi.stride;
-        uint8_t *o = dst + y * w * 3;
-        for (size_t x = 0; x < w; x++, o += 3) {
+        uint8_t *o = dst + y * w * px;
+        for (size_t x = 0; x < w; x++, o += px) {
+            if (out == OUT_RGBA)
+                o[3] = 255; /* (overwritten below for an alpha bitfield) */
             switch (bi.bits) {
             case 1: memcpy(o, palette[(in[x >> 3] >> (7 - (x & 7))) & 1], 3); break;
             case 4: memcpy(o, palette[(in[x >> 1] >> ((x & 1) ? 0 : 4)) & 15], 3); break;
@@ -216,10 +231,29 @@ bool decode_bmp_pixels(const uint8_t *data, size_t len, const image_header *hdr,
             default: {
                 const uint8_t *p = in + x * (size_t)(bi.bits / 8);
                 o[0] = p[bi.r], o[1] = p[bi.g], o[2] = p[bi.b];
+                if (bi.a >= 0 && out == OUT_RGBA) {
+                    o[3] = p[bi.a];
+                } else if (bi.a >= 0 && out == OUT_RGB_WHITE) {
+                    unsigned a = p[bi.a];
+                    o[0] = alpha_over_white(o[0], a), o[1] = alpha_over_white(o[1], a),
+                    o[2] = alpha_over_white(o[2], a);
+                }
                 break;
             }
             }
         }
     }
     return true;
+}
+
+bool decode_bmp_pixels(const uint8_t *data, size_t len, const image_header *hdr,
+                       bool alpha_onto_white, uint8_t *dst, cp_error *err)
+{
+    return bmp_decode(data, len, hdr, alpha_onto_white ? OUT_RGB_WHITE : OUT_RGB, dst, err);
+}
+
+bool decode_bmp_rgba(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
+                     cp_error *err)
+{
+    return bmp_decode(data, len, hdr, OUT_RGBA, dst, err);
 }

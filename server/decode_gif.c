@@ -9,7 +9,8 @@
  *   - convert("RGB") maps each index through the frame's palette (local, else global); past
  *     the file's palette entries it is black; with no palette, or a grey ramp (i, i, i) as the
  *     palette, Pillow makes the frame mode "L" and index i is grey i. Transparency is not
- *     applied.
+ *     applied (unless alpha_onto_white: then the transparent index is white, as transformers
+ *     5's convert_to_rgb composites P + transparency over white).
  * Only the records up to the first image are read; later frames are never decoded. */
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,7 @@ typedef struct {
     GifFileType *gif;
     gif_source src;
     int transparency;     /* -1: none */
+    bool grey;            /* no palette, or an identity grey one: Pillow's mode "L" */
     int width, height;    /* the image size (screen, enlarged to frame 0) */
 } gif_frame0;
 
@@ -97,6 +99,10 @@ static bool open_frame0(const uint8_t *data, size_t len, gif_frame0 *f, cp_error
         long x1 = (long)d->Left + d->Width, y1 = (long)d->Top + d->Height;
         f->width = (int)(x1 > f->gif->SWidth ? x1 : f->gif->SWidth);
         f->height = (int)(y1 > f->gif->SHeight ? y1 : f->gif->SHeight);
+        const ColorMapObject *cm = d->ColorMap ? d->ColorMap : f->gif->SColorMap;
+        f->grey = true;
+        for (int i = 0; cm && i < cm->ColorCount && f->grey; i++)
+            f->grey = cm->Colors[i].Red == i && cm->Colors[i].Green == i && cm->Colors[i].Blue == i;
         return true;
     }
 }
@@ -109,13 +115,15 @@ bool decode_gif_header(const uint8_t *data, size_t len, image_header *hdr, cp_er
     if (ok) {
         hdr->width = f.width;
         hdr->height = f.height;
+        hdr->has_alpha = f.transparency >= 0;  /* Pillow's info["transparency"] */
+        hdr->native = f.grey ? NATIVE_AS_RGB : NATIVE_NEAREST; /* "L" or "P" */
     }
     close_gif(&f);
     return ok;
 }
 
-bool decode_gif_pixels(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
-                       cp_error *err)
+bool decode_gif_pixels(const uint8_t *data, size_t len, const image_header *hdr,
+                       bool alpha_onto_white, uint8_t *dst, cp_error *err)
 {
     gif_frame0 f;
     if (!open_frame0(data, len, &f, err)) {
@@ -129,9 +137,7 @@ bool decode_gif_pixels(const uint8_t *data, size_t len, const image_header *hdr,
     /* Pillow: no palette, or an identity grey one, makes the frame mode "L" (index i is grey
      * i, whatever the palette's length); any other palette is mode "P", black past its end */
     const ColorMapObject *cm = f.gif->Image.ColorMap ? f.gif->Image.ColorMap : f.gif->SColorMap;
-    bool grey = true;
-    for (int i = 0; cm && i < cm->ColorCount && grey; i++)
-        grey = cm->Colors[i].Red == i && cm->Colors[i].Green == i && cm->Colors[i].Blue == i;
+    bool grey = f.grey;
     uint8_t palette[256][3];
     for (int i = 0; i < 256; i++)
         palette[i][0] = palette[i][1] = palette[i][2] = grey ? (uint8_t)i : 0;
@@ -140,6 +146,10 @@ bool decode_gif_pixels(const uint8_t *data, size_t len, const image_header *hdr,
         palette[i][1] = cm->Colors[i].Green;
         palette[i][2] = cm->Colors[i].Blue;
     }
+    /* transformers 5: P (or L) with transparency -> RGBA (that index fully transparent) ->
+     * over white: the transparent index becomes white, every other one is opaque */
+    if (alpha_onto_white && f.transparency >= 0)
+        memset(palette[f.transparency], 255, 3);
     const GifImageDesc *d = &f.gif->Image;
     size_t w = (size_t)f.width, h = (size_t)f.height;
     uint8_t *line = malloc((size_t)d->Width);

@@ -5,7 +5,8 @@
  *     dropped), 1-bit bilevel (0 / 255, MinIsWhite inverted);
  *   - 8-bit palette: Pillow keeps the high byte of each 16-bit colormap entry (v / 256);
  *   - 8-bit RGB, and RGB + one extra sample that is unassociated or unspecified alpha
- *     (dropped by convert("RGB"));
+ *     (dropped by convert("RGB"), composited over white for alpha_onto_white when it is
+ *     unassociated alpha; Pillow reads "unspecified" as RGBX);
  *   - any lossless compression libtiff decodes (none, LZW, Deflate, PackBits, ...), horizontal
  *     predictor included, stored in strips, samples contiguous;
  *   - the Orientation tag (274) is applied on decode whatever the exif option, as Pillow
@@ -21,6 +22,7 @@
 
 #include <tiffio.h>
 
+#include "alpha.h"
 #include "decode_internal.h"
 
 #define TIFF_MAX_ALLOC ((tmsize_t)256 << 20) /* libtiff's largest single allocation */
@@ -94,6 +96,7 @@ typedef struct {
     uint32_t width, height;
     tiff_layout layout;
     bool invert;      /* MinIsWhite */
+    bool alpha;       /* unassociated alpha: Pillow's "RGBA" / "LA" */
     int orientation;
 } tiff_image;
 
@@ -159,11 +162,12 @@ static bool open_tiff(const uint8_t *data, size_t len, tiff_image *t, cp_error *
     else if (photo == PHOTOMETRIC_RGB && bits == 8 && spp == 3)
         t->layout = T_RGB;
     else if (photo == PHOTOMETRIC_RGB && bits == 8 && spp == 4 && (unassoc || unspecified))
-        t->layout = T_RGB_EXTRA;
+        t->layout = T_RGB_EXTRA; /* unspecified: Pillow's "RGBX", no alpha */
     else
         return cp_fail(err, CP_ERR_UNSUPPORTED_FORMAT,
                        "tiff: unsupported layout (photometric %u, %u x %u-bit samples)", photo,
                        spp, bits);
+    t->alpha = unassoc;
     return true;
 }
 
@@ -184,6 +188,10 @@ bool decode_tiff_header(const uint8_t *data, size_t len, image_header *hdr, cp_e
         hdr->width = (int)(swap ? t.height : t.width);
         hdr->height = (int)(swap ? t.width : t.height);
         hdr->orientation = 1;
+        hdr->has_alpha = t.alpha;
+        hdr->native = t.alpha                                            ? NATIVE_RGBA
+                      : t.layout == T_BILEVEL || t.layout == T_PALETTE ? NATIVE_NEAREST
+                                                                         : NATIVE_AS_RGB;
     }
     close_tiff(&t);
     return ok;
@@ -191,7 +199,7 @@ bool decode_tiff_header(const uint8_t *data, size_t len, image_header *hdr, cp_e
 
 /* Pillow's exif_transpose of the w x h image src into dst, for orientation o (2..8): the
  * source pixel of each output pixel (x, y). */
-static void orient_into(uint8_t *dst, const uint8_t *src, size_t w, size_t h, int o)
+static void orient_into(uint8_t *dst, const uint8_t *src, size_t w, size_t h, size_t bpp, int o)
 {
     size_t ow = o >= 5 ? h : w, oh = o >= 5 ? w : h;
     for (size_t y = 0; y < oh; y++)
@@ -206,12 +214,14 @@ static void orient_into(uint8_t *dst, const uint8_t *src, size_t w, size_t h, in
             case 7: sx = w - 1 - y, sy = h - 1 - x; break;
             default: sx = w - 1 - y, sy = x; break; /* 8 */
             }
-            memcpy(dst + (y * ow + x) * 3, src + (sy * w + sx) * 3, 3);
+            memcpy(dst + (y * ow + x) * bpp, src + (sy * w + sx) * bpp, bpp);
         }
 }
 
-bool decode_tiff_pixels(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
-                        cp_error *err)
+typedef enum { OUT_RGB = 0, OUT_RGB_WHITE, OUT_RGBA } tiff_out;
+
+static bool tiff_decode(const uint8_t *data, size_t len, const image_header *hdr, tiff_out out,
+                        uint8_t *dst, cp_error *err)
 {
     tiff_image t;
     if (!open_tiff(data, len, &t, err)) {
@@ -241,9 +251,9 @@ bool decode_tiff_pixels(const uint8_t *data, size_t len, const image_header *hdr
         close_tiff(&t);
         return cp_fail(err, CP_ERR_INTERNAL, "out of memory");
     }
-    size_t w = t.width, h = t.height;
+    size_t w = t.width, h = t.height, bpp = out == OUT_RGBA ? 4 : 3;
     uint8_t *img = dst; /* the stored orientation; transposed into dst at the end */
-    if (o != 1 && !(img = malloc(w * h * 3))) {
+    if (o != 1 && !(img = malloc(w * h * bpp))) {
         free(line);
         close_tiff(&t);
         return cp_fail(err, CP_ERR_INTERNAL, "out of memory");
@@ -255,8 +265,9 @@ bool decode_tiff_pixels(const uint8_t *data, size_t len, const image_header *hdr
                          t.src.msg[0] ? t.src.msg : "image file is truncated");
             break;
         }
-        uint8_t *px = img + (size_t)y * w * 3;
-        for (size_t x = 0; x < w; x++, px += 3) {
+        uint8_t *px = img + (size_t)y * w * bpp;
+        for (size_t x = 0; x < w; x++, px += bpp) {
+            unsigned a = 255;
             uint8_t v;
             switch (t.layout) {
             case T_BILEVEL:
@@ -267,18 +278,41 @@ bool decode_tiff_pixels(const uint8_t *data, size_t len, const image_header *hdr
                 v = t.invert ? (uint8_t)(255 - line[x]) : line[x];
                 px[0] = px[1] = px[2] = v;
                 break;
-            case T_GREY_ALPHA: px[0] = px[1] = px[2] = line[2 * x]; break;
+            case T_GREY_ALPHA:
+                px[0] = px[1] = px[2] = line[2 * x];
+                a = line[2 * x + 1];
+                break;
             case T_PALETTE: memcpy(px, palette[line[x]], 3); break;
             case T_RGB: memcpy(px, line + 3 * x, 3); break;
-            case T_RGB_EXTRA: memcpy(px, line + 4 * x, 3); break;
+            case T_RGB_EXTRA:
+                memcpy(px, line + 4 * x, 3);
+                a = t.alpha ? line[4 * x + 3] : 255;
+                break;
             }
+            if (out == OUT_RGBA)
+                px[3] = (uint8_t)a;
+            else if (out == OUT_RGB_WHITE && t.alpha)
+                px[0] = alpha_over_white(px[0], a), px[1] = alpha_over_white(px[1], a),
+                px[2] = alpha_over_white(px[2], a);
         }
     }
     if (ok && o != 1)
-        orient_into(dst, img, w, h, o);
+        orient_into(dst, img, w, h, bpp, o);
     if (img != dst)
         free(img);
     free(line);
     close_tiff(&t);
     return ok;
+}
+
+bool decode_tiff_pixels(const uint8_t *data, size_t len, const image_header *hdr,
+                        bool alpha_onto_white, uint8_t *dst, cp_error *err)
+{
+    return tiff_decode(data, len, hdr, alpha_onto_white ? OUT_RGB_WHITE : OUT_RGB, dst, err);
+}
+
+bool decode_tiff_rgba(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
+                      cp_error *err)
+{
+    return tiff_decode(data, len, hdr, OUT_RGBA, dst, err);
 }

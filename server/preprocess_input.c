@@ -13,6 +13,7 @@
 #include "fetch.h"
 #include "http_util.h"
 #include "json_input.h"
+#include "reference.h"
 
 struct preprocess_input {
     bool json;               /* the body was JSON: items holds the images */
@@ -89,13 +90,12 @@ static size_t slot_bytes(const request *r)
 }
 
 /* Every option that changes the tensor: the profile (fixed for the daemon's life), dtype,
- * mode, EXIF, and the reference query parameter (passed through as given). */
+ * mode, EXIF, and the effective reference (the `reference` parameter or the default). */
 static void cache_options(const request *r, bool exif, char *out, size_t cap)
 {
-    const char *ref = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "reference");
     snprintf(out, cap, "profile=%s;dtype=%s;mode=%s;exif=%d;reference=%s", r->prof->name,
              tensor_dtype_name(r->dtype), r->fast ? "fast" : "exact", exif ? 1 : 0,
-             ref ? ref : "");
+             reference_name(r->ref));
 }
 
 enum MHD_Result preprocess_input_start(request *r, const image_ref *images, int n, bool exif)

@@ -50,7 +50,8 @@ def test_hit_is_byte_identical_to_miss(cached, daemon):
 
 
 @pytest.mark.parametrize("params", [{"dtype": "float16"}, {"profile": "siglip-384"},
-                                    {"mode": "fast"}, {"exif": "1"}])
+                                    {"mode": "fast"}, {"exif": "1"},
+                                    {"reference": "transformers5"}])
 def test_options_are_part_of_the_key(cached, daemon, params):
     data = images.get(NAMES[0]).data
     assert cached.post(data).status_code == 200
