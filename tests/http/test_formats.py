@@ -299,3 +299,65 @@ def test_tiff_refused_variants(daemon):
         assert_error(daemon.post(data), 415, "unsupported_format", index=0)
     good = TIFFS["rgb_raw"]
     assert_error(daemon.post(good[:len(good) // 2]), 400, "invalid_image", index=0)
+
+
+# ---- every reference (#12's reference parameter) -------------------------------------------
+
+def _same_mode_png(data: bytes) -> bytes:
+    """The file as Pillow opens it, saved as a PNG in the same mode (P with its palette and
+    transparency, 1, L, LA, RGB, RGBA): the daemon's PNG path is checked against each
+    reference elsewhere, so equal tensors mean the new decoder hands every reference what
+    Pillow would (alpha over white, open_clip's resize in the image's own mode)."""
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    kw = {}
+    if "transparency" in im.info:
+        kw["transparency"] = im.info["transparency"]
+    return _save(im, "PNG", **kw)
+
+
+def _rgba_samples():
+    photo = _photo((61, 47))
+    rgba = photo.copy()
+    rgba.putalpha(Image.linear_gradient("L").resize(photo.size))
+    w, h = photo.size
+    arr = np.array(rgba)
+    rows = [np.ascontiguousarray(r[:, [2, 1, 0, 3]]).tobytes() for r in arr]  # B, G, R, A
+    return {
+        "gif_transparency": GIFS["transparency"],
+        "gif_palette": GIFS["palette"],
+        "gif_gray": GIFS["gray"],
+        "bmp_bgra_bitfields": _bmp(w, h, 32, rows, compression=3, header=124,
+                                   masks=(0xFF0000, 0xFF00, 0xFF, 0xFF000000)),
+        "bmp_pal8": BMPS["pillow_p"],
+        "bmp_1bit": BMPS["pillow_1"],
+        "tiff_rgba": _save(rgba, "TIFF", compression="tiff_lzw"),
+        "tiff_la": TIFFS["la"],
+        "tiff_palette": TIFFS["palette"],
+        "tiff_bilevel": TIFFS["bilevel"],
+    }
+
+
+RGBA_SAMPLES = _rgba_samples()
+
+
+@pytest.mark.parametrize("reference", ["transformers4", "transformers5", "transformers5-pil",
+                                       "open_clip"])
+@pytest.mark.parametrize("name", sorted(RGBA_SAMPLES))
+def test_every_reference_sees_pillows_image(daemon, name, reference):
+    data = RGBA_SAMPLES[name]
+    kw = {"params": {"reference": reference}}
+    got = daemon.tensor(data, **kw)
+    want = daemon.tensor(_same_mode_png(data), **kw)
+    assert np.array_equal(got, want), f"max diff {np.abs(got - want).max()}"
+
+
+@pytest.mark.parametrize("name", ["gif_transparency", "bmp_bgra_bitfields", "tiff_rgba",
+                                  "tiff_la"])
+def test_alpha_matters_per_reference(daemon, name):
+    """The transparency is really seen: compositing over white (transformers 5) differs from
+    dropping alpha (transformers 4), and both follow Pillow (test above)."""
+    data = RGBA_SAMPLES[name]
+    t4 = daemon.tensor(data, params={"reference": "transformers4"})
+    t5 = daemon.tensor(data, params={"reference": "transformers5"})
+    assert not np.array_equal(t4, t5)
