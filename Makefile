@@ -8,7 +8,10 @@ ifeq ($(origin CUDA), undefined)
 CUDA    := $(if $(NVCC),1,0)
 endif
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
-CUDA_GENCODE ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+# Machine code for T4 (sm_75), A100 (sm_80), H100/H200 (sm_90), and PTX that newer GPUs JIT;
+# at start every kernel is checked on every used GPU (a GPU without an image: CPU fallback).
+CUDA_GENCODE ?= -gencode arch=compute_75,code=sm_75 -gencode arch=compute_80,code=sm_80 \
+                -gencode arch=compute_90,code=sm_90 \
                 -gencode arch=compute_90,code=compute_90
 
 PKGS     := libmicrohttpd libjpeg libpng libwebp libwebpdemux libcjson
