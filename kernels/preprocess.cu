@@ -174,7 +174,8 @@ extern "C" cuda_engine *cuda_engine_create(int device, const cuda_engine_sizes *
     unsigned flags = sync_flags[sizes->sync >= 0 && sizes->sync <= 3 ? sizes->sync : 0];
     // flags first: they apply when the context is created (the first allocation below)
     bool ok = e->slots && report(cudaSetDevice(device), "cudaSetDevice", err, err_cap) &&
-              report(cudaSetDeviceFlags(flags), "cudaSetDeviceFlags", err, err_cap) &&
+              (sizes->sync == CUDA_SYNC_AUTO ||
+               report(cudaSetDeviceFlags(flags), "cudaSetDeviceFlags", err, err_cap)) &&
               device_check_kernels(device, err, err_cap);
     size_t table_bytes = sizeof(normalize_table) * (size_t)n_tables;
     // the upload is complete before any slot stream (non-blocking: no implicit ordering with

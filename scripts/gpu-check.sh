@@ -11,8 +11,9 @@
 # with a GPU, if any GPU test skipped or could not run (CLIPPREP_GPU_REQUIRE=1 for the tests).
 #   bash scripts/gpu-check.sh OUTDIR
 # The device machine has no network: build dependencies come from the system or from a
-# carried .deps/ folder made here with scripts/gpu-deps.sh; bench images from a carried
-# .bench/ folder (scripts/gpu-deps.sh makes both).
+# carried .deps/ folder made here with scripts/gpu-deps.sh (with compute-sanitizer's wheel,
+# used when the device's toolkit has none); bench images from a carried .bench/ folder
+# (scripts/gpu-deps.sh makes both). Exit status 3: no GPU here, nothing confirmed.
 set -uo pipefail
 out=${1:?usage: scripts/gpu-check.sh OUTDIR}
 mkdir -p "$out"
@@ -66,7 +67,14 @@ else
 fi
 
 # The kernels under compute-sanitizer (a smaller parity set: it slows kernels ~100x).
-san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)
+san=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer \
+      /usr/local/cuda/compute-sanitizer/compute-sanitizer 2>/dev/null | head -1)
+whl=$(ls .deps/wheels/nvidia_cuda_sanitizer_api-*.whl 2>/dev/null | head -1)
+if [[ -z $san && -n $whl ]]; then # NVIDIA's wheel, carried from gpu-deps.sh
+  python3 -m zipfile -e "$whl" build/sanitizer >/dev/null 2>&1
+  san=$(ls build/sanitizer/nvidia/cu*/bin/compute-sanitizer 2>/dev/null | head -1)
+  [[ -n $san ]] && chmod +x "$san" && export LD_LIBRARY_PATH="$(dirname "$san")/../lib:${LD_LIBRARY_PATH:-}"
+fi
 if [[ -z $san ]]; then
   bad "compute-sanitizer: not found (it ships with the CUDA toolkit): memcheck/racecheck NOT run"
 else
@@ -120,5 +128,8 @@ fi
 echo
 echo "== summary"
 printf '%s\n' "${summary[@]}" | tee "$out/summary.txt"
+if [[ -z ${CLIPPREP_GPU_REQUIRE:-} ]]; then
+  echo "gpu-check: no GPU on this machine: nothing GPU-side was confirmed"; exit 3
+fi
 [[ $failed -eq 0 ]] && echo "gpu-check: all passed" || echo "gpu-check: FAILED (see above)"
 exit $failed
