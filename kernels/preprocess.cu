@@ -292,6 +292,9 @@ extern "C" bool cuda_engine_launch(cuda_engine *e, int i, const batch_layout *b,
     std::memcpy(s.h_coeffs, b->coeffs, sizeof(int32_t) * b->n_coeffs);
     s.out_used = b->out_bytes;
     bool ok = report(cudaSetDevice(e->device), "cudaSetDevice", err, err_cap);
+    // an earlier call's non-sticky error was reported to its caller: it must not fail this
+    // launch through the cudaGetLastError below
+    cudaGetLastError();
     for (int k = 0; ok && k < n_uploads; k++)
         ok = report(cudaMemcpyAsync(s.d_staging + uploads[k].off, s.h_staging + uploads[k].off,
                                     uploads[k].bytes, cudaMemcpyHostToDevice, s.stream),

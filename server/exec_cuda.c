@@ -124,6 +124,7 @@ static void take_out(gpu_worker *ce, const char *why)
     ce->lost = true;
     int left = atomic_fetch_sub(&ce->ex->healthy, 1) - 1;
     atomic_fetch_add(&ce->ex->base.gpus_lost, 1);
+    metrics_count_gpu_lost();
     char esc[300];
     json_escape(why, esc, sizeof esc);
     log_event(LOG_ERROR, "GPU taken out of service",
@@ -131,8 +132,9 @@ static void take_out(gpu_worker *ce, const char *why)
               ce->device, esc, left, left > 0 ? "healthy GPUs" : "CPU path");
 }
 
-/* A launch, copy or wait failed: was it sticky (the context is lost) or about this batch? */
-static void gpu_failure(gpu_worker *ce, const char *why)
+/* A launch, copy or wait failed: was it sticky (the context is lost) or about this batch?
+ * `redo` images of the slot go to the CPU path. */
+static void gpu_failure(gpu_worker *ce, const char *why, int redo)
 {
     char probe[256] = "";
     bool healthy = cuda_engine_healthy(ce->eng, probe, sizeof probe);
@@ -144,6 +146,7 @@ static void gpu_failure(gpu_worker *ce, const char *why)
               "\"device\":%d,\"error\":\"%s\",\"sticky\":%s,\"probe\":\"%s\","
               "\"failures_in_a_row\":%d", ce->device, esc, healthy ? "false" : "true", pesc,
               ce->failures_in_a_row);
+    metrics_count_gpu_failure(!healthy, redo);
     if (!healthy)
         take_out(ce, probe);
     else if (ce->failures_in_a_row >= MAX_FAILURES_IN_A_ROW)
@@ -190,10 +193,14 @@ static void finish_slot(gpu_worker *ce, int si)
     char err[256] = "";
     bool waited = cuda_engine_wait(ce->eng, si, err, sizeof err);
     bool failed = s->launch_failed || !waited;
-    if (failed || s->copy_failed)
-        gpu_failure(ce, !waited && !s->launch_failed ? err : s->why);
-    else
+    if (failed || s->copy_failed) {
+        int redo = 0;
+        for (int i = 0; i < s->n; i++)
+            redo += s->ok[i] && (failed || s->redo[i]);
+        gpu_failure(ce, !waited && !s->launch_failed ? err : s->why, redo);
+    } else {
         ce->failures_in_a_row = 0;
+    }
     metrics_observe_ns(HIST_COMPUTE_SECONDS, monotonic_ns() - s->launched_ns);
     const uint8_t *out = cuda_engine_output(ce->eng, si);
     const int32_t *guard = cuda_engine_guard_flags(ce->eng, si);
@@ -470,13 +477,14 @@ static void *cuda_worker(void *arg)
 {
     gpu_worker *ce = arg;
     for (;;) {
-        /* a lost GPU takes no more batches while a healthy one is left (it would only slow
-         * them down); the last one out serves the queue on the CPU path */
-        if (ce->lost && atomic_load(&ce->ex->healthy) > 0)
-            break;
         if (queue_depth(ce->q) == 0) /* nothing to overlap with: deliver what is in flight */
             for (int s = 0; s < SLOTS; s++)
                 finish_slot(ce, s);
+        /* a lost GPU takes no more batches while a healthy one is left (it would only slow
+         * them down; a batch in hand when the loss shows is finished on the CPU path); the
+         * last one out serves the queue on the CPU path */
+        if (ce->lost && atomic_load(&ce->ex->healthy) > 0)
+            break;
         int n = queue_pop_batch(ce->q, ce->batch, ce->max_batch);
         if (n == 0)
             break;

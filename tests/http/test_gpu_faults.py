@@ -23,6 +23,7 @@ import concurrent.futures
 import json
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -135,12 +136,34 @@ def _run(d: Daemon, idx: list[int], expected, fmt: str = "npy") -> int:
     return 200
 
 
-def _failures(d: Daemon) -> list[dict]:
-    return [rec for rec in d.log_records() if str(rec.get("msg", "")).startswith("CUDA failure")]
+def _logged(d: Daemon, prefix: str, wait: bool = True, count: int = 1) -> list[dict]:
+    """Log records whose msg starts with prefix; waits a little (stderr is read by another
+    thread) until there are at least `count` of them, unless wait=False."""
+    deadline = time.monotonic() + (5 if wait else 0)
+    while True:
+        recs = [r for r in d.log_records() if str(r.get("msg", "")).startswith(prefix)]
+        if len(recs) >= count or time.monotonic() >= deadline:
+            return recs
+        time.sleep(0.02)
 
 
-def _taken_out(d: Daemon) -> list[dict]:
-    return [rec for rec in d.log_records() if rec.get("msg") == "GPU taken out of service"]
+def _failures(d: Daemon, wait: bool = True, count: int = 1) -> list[dict]:
+    return _logged(d, "CUDA failure", wait, count)
+
+
+def _taken_out(d: Daemon, wait: bool = True) -> list[dict]:
+    return _logged(d, "GPU taken out of service", wait)
+
+
+def _metric(d: Daemon, series: str) -> float:
+    m = re.search(rf"^{re.escape(series)} ([0-9.e+]+)$", d.get("/metrics").text, re.M)
+    assert m, f"no {series} in /metrics"
+    return float(m.group(1))
+
+
+def _failure_counts(d: Daemon) -> tuple[float, float]:
+    return (_metric(d, 'clipprep_gpu_failures_total{sticky="false"}'),
+            _metric(d, 'clipprep_gpu_failures_total{sticky="true"}'))
 
 
 def _gpu_decoded(d: Daemon) -> float:
@@ -193,11 +216,15 @@ CASES = [
 def test_no_fault_point_answers_a_wrong_tensor(daemon_factory, expected, fmt, faults, sticky):
     d = _start(daemon_factory, faults)
     statuses = [_run(d, idx, expected, fmt) for idx in REQUESTS]
-    failures = _failures(d)
-    assert failures, f"{faults}: no fault fired (no \"CUDA failure\" log line)"
-    assert all(f["sticky"] == sticky for f in failures), failures
+    plain, lost = _failure_counts(d)
+    assert plain + lost > 0, f"{faults}: no fault fired"
+    assert (plain == 0) == sticky and (lost == 0) == (not sticky), (plain, lost)
+    failures = _failures(d, count=int(plain + lost))  # one log line each, saying the same
+    assert len(failures) == plain + lost and all(f["sticky"] == sticky for f in failures), failures
     if fmt != "cuda_ipc":
         assert statuses == [200] * len(REQUESTS)
+        assert _metric(d, "clipprep_gpu_redone_images_total") >= 1
+    assert _metric(d, "clipprep_gpus_lost") == (1 if sticky else 0)
     if sticky:
         _assert_gpu_lost(d)
         assert _taken_out(d)[0]["its_work"] == "CPU path"
@@ -209,7 +236,7 @@ def test_no_fault_point_answers_a_wrong_tensor(daemon_factory, expected, fmt, fa
             assert _run(d, [0], expected, "cuda_ipc") == 503
     else:
         _assert_healthy(d)
-        assert not _taken_out(d)
+        assert not _taken_out(d, wait=False)
         # the GPU keeps serving: its hybrid decode counts again
         before = _gpu_decoded(d)
         assert _run(d, [0, 1, 4], expected, fmt) == 200
@@ -245,7 +272,7 @@ def test_a_gpu_failing_every_batch_is_taken_out(daemon_factory, expected):
         assert _run(d, idx, expected) == 200
     out = _taken_out(d)
     assert len(out) == 1 and "every one of the last batches failed" in out[0]["reason"], out
-    assert not any(f["sticky"] for f in _failures(d))
+    assert _failure_counts(d) == (8, 0)  # MAX_FAILURES_IN_A_ROW, then no more launches
     _assert_gpu_lost(d)
 
 
@@ -258,7 +285,7 @@ def test_healthy_gpus_keep_serving_when_one_is_lost(daemon_factory, expected):
     for idx in REQUESTS:
         assert _run(d, idx, expected) == 200
     for _ in range(20):  # until device 0 has had a batch (the workers race for the queue)
-        if _taken_out(d):
+        if _metric(d, "clipprep_gpus_lost") == 1:
             break
         assert _run(d, [0, 7], expected) == 200
     out = _taken_out(d)
@@ -277,7 +304,7 @@ def test_cuda_devices_selects_the_gpus(daemon_factory, expected):
     assert rz["workers"] == 1 and rz["device"].startswith("1x "), rz
     for idx in REQUESTS:
         assert _run(d, idx, expected) == 200
-    assert not _failures(d)
+    assert _failure_counts(d) == (0, 0)
     _assert_healthy(d)
 
 
