@@ -413,8 +413,9 @@ static bool process_cpu_path(gpu_worker *ce, job *j, cpu_scratch *scratch, cp_er
     size_t bytes = (size_t)3 * j->prof->out_height * j->prof->out_width *
                    tensor_dtype_size(j->dtype);
     void *device_out = j->out, *host = cuda_pinned_alloc(bytes);
-    if (!host)
-        return cp_fail(e, CP_ERR_OVERLOADED, "out of pinned host memory");
+    bool pinned = host != NULL; /* (a lost context cannot pin: the copy then fails below) */
+    if (!pinned && !(host = malloc(bytes)))
+        return cp_fail(e, CP_ERR_OVERLOADED, "out of memory");
     j->out = host;
     char err[256];
     bool ok = process_job_cpu(j, scratch, e);
@@ -422,7 +423,10 @@ static bool process_cpu_path(gpu_worker *ce, job *j, cpu_scratch *scratch, cp_er
         ok = cp_fail(e, CP_ERR_UNAVAILABLE, "GPU failure: the result could not be written to "
                      "its device memory: %s", err);
     j->out = device_out;
-    cuda_pinned_free(host);
+    if (pinned)
+        cuda_pinned_free(host);
+    else
+        free(host);
     return ok;
 }
 
