@@ -109,6 +109,27 @@ def test_a_bad_image_fails_its_own_request_only(triton, images):
     assert after - before == 1, f"the four requests ran in {after - before} executions"
 
 
+def test_two_instances_serve_concurrent_clients_exactly(triton, images):
+    """prep_two_instances: instance count 2, threads 1 each; 12 concurrent requests over both
+    protocols, each with its own images, all answered exactly."""
+    names = list(images)
+    jobs = [[images[names[(k + j) % len(names)]] for j in range(1 + k % 2)] for k in range(12)]
+
+    def send(k):
+        mod, url = (http, triton.http_url) if k % 2 else (grpc, triton.grpc_url)
+        return infer(mod, url, "prep_two_instances", jobs[k])
+
+    with cf.ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(send, range(len(jobs))))
+    for k, data in enumerate(jobs):
+        for i, b in enumerate(data):
+            np.testing.assert_array_equal(results[k][i], reference.hf_clip(b)[0],
+                                          err_msg=f"request {k} image {i}")
+    client = http.InferenceServerClient(triton.http_url)
+    cfg = client.get_model_config("prep_two_instances")
+    assert cfg["instance_group"][0]["count"] == 2
+
+
 def test_undecodable_and_malformed_inputs_are_named(triton, images):
     with pytest.raises(InferenceServerException, match=r"image 0: unsupported_format:"):
         infer(http, triton.http_url, "clip_preprocess", [b"GIF89a not an image at all"])
