@@ -52,7 +52,7 @@ deps:
 	bash scripts/install-deps.sh
 
 # Coefficients and tables must not use fused multiply-add (spec A.10).
-$(BUILD)/kernels/coeffs.o $(BUILD)/kernels/normalize.o: CFLAGS += -ffp-contract=off
+$(BUILD)/kernels/coeffs.o $(BUILD)/kernels/normalize.o $(BUILD)/server/native_mode.o: CFLAGS += -ffp-contract=off
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

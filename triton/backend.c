@@ -31,6 +31,7 @@ typedef struct {
     profile_set profiles;
     const profile *prof;
     normalize_table table;
+    reference_id ref;
     bool exif, fast;
 } model_state;
 
@@ -146,7 +147,18 @@ static TRITONSERVER_Error *model_load(TRITONBACKEND_Model *model, model_state *m
                       m->prof->name, m->prof->out_height, m->prof->out_width);
     m->exif = m->set.exif < 0 ? m->prof->exif : m->set.exif;
     m->fast = m->set.fast < 0 ? m->prof->fast : m->set.fast;
-    normalize_table_build(&m->table, m->prof->rescale_factor, m->prof->mean, m->prof->std);
+    m->ref = m->prof->default_ref_set ? m->prof->default_ref : REF_TRANSFORMERS4;
+    if (m->set.reference[0] && !reference_parse(m->set.reference, &m->ref))
+        return errorf(TRITONSERVER_ERROR_INVALID_ARG, "model %s: parameter reference: \"%s\" "
+                      "is not one of %s", m->name, m->set.reference, reference_names_list());
+    if (!(m->prof->references & (1u << m->ref)))
+        return errorf(TRITONSERVER_ERROR_INVALID_ARG, "model %s: profile %s does not support "
+                      "reference %s", m->name, m->prof->name, reference_name(m->ref));
+    if (reference_norm(m->ref) == NORM_FUSED_FLOAT32)
+        normalize_table_build_fused(&m->table, m->prof->rescale_factor, m->prof->mean,
+                                    m->prof->std);
+    else
+        normalize_table_build(&m->table, m->prof->rescale_factor, m->prof->mean, m->prof->std);
     return NULL;
 }
 
@@ -351,9 +363,11 @@ static TRITONSERVER_Error *prepare_request(const model_state *m, request_work *w
                           pixels, m->set.max_pixels);
         it->j = (job){.index = (int)i, .data = data + at, .len = len, .hdr = hdr,
                       .dopt = {.apply_orientation = m->exif, .max_scans = m->set.max_scans},
-                      .prof = m->prof, .table = &m->table, .dtype = m->set.dtype};
+                      .prof = m->prof, .ref = m->ref, .table = &m->table,
+                      .dtype = m->set.dtype};
         if (m->fast)
             it->j.dopt.scale_denom = fast_scale_denom(m->prof, hdr.width, hdr.height, 2);
+        job_apply_reference(&it->j);
         at += len;
     }
     if (at != size)

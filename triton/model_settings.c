@@ -3,6 +3,7 @@
 #include "model_settings.h"
 
 #include <cjson/cJSON.h>
+#include "../server/reference.h"
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -136,7 +137,7 @@ bool model_settings_parse(const char *json, size_t len, model_settings *s, char 
 {
     *s = (model_settings){.exif = -1, .fast = -1, .max_pixels = 50000000, .max_scans = 256};
     snprintf(s->profile, sizeof s->profile, "clip-224");
-    snprintf(s->reference, sizeof s->reference, "transformers4");
+    s->reference[0] = 0; /* the profile's default_reference, else transformers4 */
     cJSON *config = cJSON_ParseWithLength(json, len);
     if (!config)
         return fail(err, err_len, "the model configuration is not valid JSON");
@@ -174,12 +175,10 @@ bool model_settings_parse(const char *json, size_t len, model_settings *s, char 
         snprintf(s->profile, sizeof s->profile, "%s", v);
     }
     if ((v = parameter(config, "reference")) && *v) {
-        /* The engine reproduces transformers 4's CLIPImageProcessor arithmetic; other
-         * references (transformers5, transformers5-pil, open_clip) need the engine's
-         * reference dimension, which this build does not have. */
-        if (strcmp(v, "transformers4")) {
-            fail(err, err_len, "parameter reference: \"%s\" is not available in this build of "
-                               "the engine; only \"transformers4\" is", v);
+        reference_id ref;
+        if (!reference_parse(v, &ref)) {
+            fail(err, err_len, "parameter reference: \"%s\" is not one of %s", v,
+                 reference_names_list());
             goto out;
         }
         snprintf(s->reference, sizeof s->reference, "%s", v);

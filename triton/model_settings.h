@@ -13,7 +13,7 @@
 
 typedef struct {
     char profile[64];
-    char reference[32];  /* transformers4 (the only one this engine build implements) */
+    char reference[32];  /* "" = the profile's default_reference (else transformers4) */
     int exif;            /* -1: the profile's default; 0 or 1 */
     int fast;            /* -1: the profile's default; 1: mode "fast" (JPEG DCT-domain
                             downscaling first, not exact); 0: mode "exact" */

@@ -145,8 +145,8 @@ def test_undecodable_and_malformed_inputs_are_named(triton, images):
 
 
 @pytest.mark.parametrize("params, dims, kind, message", [
-    ({"reference": "open_clip"}, (3, 224, 224), "KIND_CPU",
-     'parameter reference: "open_clip" is not available'),
+    ({"reference": "transformers6"}, (3, 224, 224), "KIND_CPU",
+     'parameter reference: "transformers6" is not one of'),
     ({"profile": "no-such-profile"}, (3, 224, 224), "KIND_CPU", 'no profile "no-such-profile"'),
     ({"profile": "clip-336"}, (3, 224, 224), "KIND_CPU", "differ from profile clip-336"),
     ({"exif": "maybe"}, (3, 224, 224), "KIND_CPU", "parameter exif: expected true or false"),
@@ -171,3 +171,30 @@ def test_misconfigured_models_refuse_to_load_saying_why(triton, params, dims, ki
         client.load_model(name)
     assert message in e.value.message(), e.value.message()
     assert not client.is_model_ready(name)
+
+
+@pytest.mark.parametrize("ref", ["transformers5", "transformers5-pil", "open_clip"])
+def test_reference_parameter_gives_the_daemons_tensor(triton, daemon, images, ref):
+    """parameters { reference }: the backend runs that reference's arithmetic, the same tensor
+    the daemon answers for reference= (each proven against its library in tests/reference)."""
+    name = "prep_" + ref.replace("-", "_")
+    d = triton.model_repo / name
+    (d / "1").mkdir(parents=True, exist_ok=True)
+    (d / "config.pbtxt").write_text(
+        'backend: "clipprep"\nmax_batch_size: 8\n'
+        'input [ { name: "images", data_type: TYPE_STRING, dims: [ 1 ] } ]\n'
+        'output [ { name: "pixel_values", data_type: TYPE_FP32, dims: [ 3, 224, 224 ] } ]\n'
+        'instance_group [ { kind: KIND_CPU, count: 1 } ]\n'
+        f'parameters [ {{ key: "reference" value: {{ string_value: "{ref}" }} }} ]\n')
+    client = http.InferenceServerClient(triton.http_url)
+    try:
+        client.load_model(name)
+    finally:
+        client.close()
+    data = [images[n] for n in MIXED]
+    got = infer(http, triton.http_url, name, data)
+    want = daemon_tensor(daemon, data, profile="clip-224", reference=ref)
+    np.testing.assert_array_equal(got, want)
+    # the transparent PNG really is handled differently from transformers4
+    assert not np.array_equal(want, daemon_tensor(daemon, data, profile="clip-224",
+                                                  reference="transformers4"))
