@@ -198,3 +198,14 @@ def test_reference_parameter_gives_the_daemons_tensor(triton, daemon, images, re
     # the transparent PNG really is handled differently from transformers4
     assert not np.array_equal(want, daemon_tensor(daemon, data, profile="clip-224",
                                                   reference="transformers4"))
+
+
+def test_without_reference_parameter_the_profiles_default_reference_applies(triton, daemon,
+                                                                            images):
+    """prep_openclip: profile openclip-224, no reference parameter: open_clip's arithmetic (the
+    profile's default_reference), as the daemon answers for that profile without reference=."""
+    data = [images[n] for n in MIXED]
+    got = infer(grpc, triton.grpc_url, "prep_openclip", data)
+    np.testing.assert_array_equal(got, daemon_tensor(daemon, data, profile="openclip-224"))
+    np.testing.assert_array_equal(got, daemon_tensor(daemon, data, profile="openclip-224",
+                                                     reference="open_clip"))

@@ -41,6 +41,8 @@ TRITON_VARIANTS = {
     "prep_siglip_exif": ({"profile": "siglip-224", "exif": "true"}, "TYPE_FP32", (3, 224, 224), 8),
     "prep_fast": ({"profile": "clip-224", "mode": "fast"}, "TYPE_FP32", (3, 224, 224), 8),
     "prep_small": ({"profile": "clip-224", "max_pixels": "100000"}, "TYPE_FP32", (3, 224, 224), 8),
+    # no reference parameter: the profile's default_reference (open_clip for openclip-224)
+    "prep_openclip": ({"profile": "openclip-224"}, "TYPE_FP32", (3, 224, 224), 8),
     # two instances with one thread each: concurrent executions with their own state
     "prep_two_instances": ({"profile": "clip-224", "threads": "1"}, "TYPE_FP32", (3, 224, 224), 4),
     # a long queue delay, so that concurrent requests are executed as one batch
