@@ -1,6 +1,7 @@
 /* mem_budget.c — the in-flight memory budget and a request's share of it. */
 #include "mem_budget.h"
 
+#include "metrics.h"
 #include "request.h"
 
 void mem_budget_init(mem_budget *b, size_t limit)
@@ -8,6 +9,7 @@ void mem_budget_init(mem_budget *b, size_t limit)
     pthread_mutex_init(&b->mu, NULL);
     b->limit = limit;
     b->used = b->peak = 0;
+    metrics_set_memory_budget(0, 0, limit);
 }
 
 void mem_budget_destroy(mem_budget *b) { pthread_mutex_destroy(&b->mu); }
@@ -20,6 +22,7 @@ bool mem_budget_reserve(mem_budget *b, size_t n)
         b->used += n;
         if (b->used > b->peak)
             b->peak = b->used;
+        metrics_set_memory_budget(b->used, b->peak, b->limit);
     }
     pthread_mutex_unlock(&b->mu);
     return ok;
@@ -29,6 +32,7 @@ void mem_budget_release(mem_budget *b, size_t n)
 {
     pthread_mutex_lock(&b->mu);
     b->used = n <= b->used ? b->used - n : 0;
+    metrics_set_memory_budget(b->used, b->peak, b->limit);
     pthread_mutex_unlock(&b->mu);
 }
 
