@@ -436,8 +436,8 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
             if (ipc)
                 cp_fail(&err, CP_ERR_INVALID_PARAMETER, "format=cuda_ipc is unavailable: %s",
                         srv->ipc_error);
-            else
-                cp_fail(&err, CP_ERR_UNAVAILABLE, "format=shm is unavailable: %s", srv->shm_error);
+            else /* (why is in the start-up log and GET /v1/shm; not every client's business) */
+                cp_fail(&err, CP_ERR_UNAVAILABLE, "format=shm is unavailable on this server");
             return request_answer_error(r, &err, -1);
         }
         r->lease_pool = pool;

@@ -376,3 +376,134 @@ def test_register_honours_max_body_bytes(daemon_factory):
     r = d.request("POST", "/v2/systemsharedmemory/region/r/register", data=reg)
     assert r.status_code == 400, describe_error(r)
     alive(d)
+
+
+# --------------------------------------------------------------------------------------------
+# slow peers
+# --------------------------------------------------------------------------------------------
+
+def _closed_by_server(s: socket.socket, within_s: float, trickle: bytes = b"") -> bool:
+    """Trickles `trickle` a byte at a time (every 0.2 s) until the server closes the socket;
+    True if it did within within_s."""
+    s.settimeout(0.2)
+    end = time.monotonic() + within_s
+    i = 0
+    while time.monotonic() < end:
+        try:
+            if s.recv(65536) == b"":
+                return True
+        except socket.timeout:
+            pass
+        except ConnectionResetError:
+            return True
+        if trickle:
+            try:
+                s.send(trickle[i % len(trickle):i % len(trickle) + 1])
+            except (BrokenPipeError, ConnectionResetError):
+                return True
+            i += 1
+    return False
+
+
+def _wait_cut_logged(d, phase: str):
+    for _ in range(200):  # (the log line may still be on its way through the pipe)
+        if any(rec.get("msg") == "connection past its deadline: cut" and
+               rec.get("phase") == phase for rec in d.log_records()):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no 'connection past its deadline' log line for phase {phase}")
+
+
+def test_header_deadline_cuts_a_trickling_peer(daemon_factory):
+    # MHD's idle timeout (connection_timeout_s) is reset by every byte; header_timeout_s is not
+    d = daemon_factory({"header_timeout_s": 1, "connection_timeout_s": 30})
+    s = socket.create_connection((d.host, d.port), timeout=5)
+    try:
+        s.sendall(b"POST /v1/preprocess HTTP/1.1\r\n")
+        assert _closed_by_server(s, 15, trickle=b"X-Slow: aaaaaaaaaaaaaaaaaaaa\r\n"), \
+            "a peer trickling its headers was never cut"
+    finally:
+        s.close()
+    _wait_cut_logged(d, "headers")
+    alive(d)
+
+
+def test_response_deadline_cuts_a_peer_that_does_not_read(daemon_factory):
+    d = daemon_factory({"response_timeout_s": 1, "connection_timeout_s": 30})
+    body, ct = multipart_body([png(64, 48)] * 64)  # a 38 MB answer
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect((d.host, d.port))
+    try:
+        s.sendall(b"POST /v1/preprocess?format=raw HTTP/1.1\r\nHost: x\r\nContent-Type: " +
+                  ct.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        for _ in range(300):  # until the answer is being sent (and stalls: we do not read)
+            if any(rec.get("msg") == "connection past its deadline: cut"
+                   for rec in d.log_records()):
+                break
+            time.sleep(0.05)
+        got = 0
+        s.settimeout(10)
+        try:
+            while True:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                got += len(chunk)
+        except (ConnectionResetError, socket.timeout):
+            pass
+    finally:
+        s.close()
+    assert got < 64 * 3 * 224 * 224 * 4, "the whole answer arrived: the deadline never cut"
+    _wait_cut_logged(d, "response")
+    alive(d)
+
+
+def test_per_ip_connection_limit(daemon_factory):
+    d = daemon_factory({"max_connections_per_ip": 2})
+    held = [socket.create_connection((d.host, d.port), timeout=5) for _ in range(2)]
+    try:
+        for s in held:  # both are served connections (a request each, kept alive)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        third = socket.create_connection((d.host, d.port), timeout=5)
+        try:
+            third.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _closed_by_server(third, 5), "a third connection from one IP was served"
+        finally:
+            third.close()
+    finally:
+        for s in held:
+            s.close()
+    time.sleep(0.2)
+    alive(d)
+
+
+# --------------------------------------------------------------------------------------------
+# smaller items
+# --------------------------------------------------------------------------------------------
+
+def test_bearer_scheme_is_case_insensitive_and_readyz_hides_details(daemon_factory):
+    d = daemon_factory({"auth_token": "s3cret"})
+    for scheme in ("Bearer", "bearer", "BEARER"):
+        r = d.get("/v1/profiles", headers={"Authorization": f"{scheme} s3cret"})
+        assert r.status_code == 200, (scheme, describe_error(r))
+    assert_error(d.get("/v1/profiles", headers={"Authorization": "Bearer wrong"}), 401,
+                 "unauthorized")
+    anon = d.get("/readyz")
+    assert anon.status_code == 200 and anon.json() == {"ready": True}, anon.text
+    full = d.get("/readyz", headers={"Authorization": "bearer s3cret"})
+    assert full.status_code == 200 and {"backend", "workers", "queue_depth"} <= set(full.json())
+    alive(d)
+
+
+def test_errors_toward_clients_do_not_name_server_objects(daemon_factory):
+    d = daemon_factory({"shm_bytes": 0})
+    r = d.post(png(8, 8), format="shm")
+    err = assert_error(r, 503, "unavailable")
+    assert "shm_bytes" not in err["message"] and "/dev/shm" not in err["message"], err
+    name, key, path = _owner_region(4096)
+    path.unlink()  # a key that does not exist: no errno text, no key echoed
+    r = _register(d, name, key, 4096)
+    assert r.status_code == 400 and key not in r.text and "No such file" not in r.text, r.text
+    alive(d)
