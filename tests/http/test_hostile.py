@@ -181,8 +181,12 @@ def _metric(text: str, name: str) -> float:
 
 def test_memory_budget_413_when_never_503_while_held_and_peak_rss_bounded(daemon_factory):
     budget = 64 * MIB
+    # small engine arenas (staging_bytes bounded by max_pixels; batch buffers by
+    # max_batch_size) so that what grows is the request memory the budget governs, on the CPU
+    # and the (emulated) CUDA backend alike
     d = daemon_factory({"memory_budget_bytes": budget, "max_json_output_bytes": "4GiB",
-                        "max_body_bytes": "48MiB"})
+                        "max_body_bytes": "48MiB", "max_pixels": 1000000,
+                        "staging_bytes": "8MiB", "max_batch_size": 4})
     img = png(64, 48)
     warm = d.post_batch([img] * 4, profile="siglip-384", format="raw")
     assert warm.status_code == 200, describe_error(warm)
@@ -222,8 +226,11 @@ def test_memory_budget_413_when_never_503_while_held_and_peak_rss_bounded(daemon
     for t in ts:
         t.join(120)
     peak = d.vm_hwm_kib()
-    assert (peak - base) * 1024 < budget + 48 * MIB, \
-        f"peak RSS grew by {(peak - base) / 1024:.0f} MiB under a {budget >> 20} MiB budget"
+    # (AddressSanitizer keeps freed memory in quarantine, up to 256 MiB: RSS says nothing
+    # about the budget there; the budget's own peak below is asserted on every build)
+    if b"AddressSanitizer" not in Path(d.argv[0]).read_bytes():
+        assert (peak - base) * 1024 < budget + 48 * MIB, \
+            f"peak RSS grew by {(peak - base) / 1024:.0f} MiB under a {budget >> 20} MiB budget"
     assert _metric(d.get("/metrics").text, "clipprep_memory_budget_peak_bytes") <= budget
     alive(d)
 
