@@ -11,7 +11,7 @@ work=$(mktemp -d); pass=0; fail=0; pid=; cpid=
 trap 'kill $pid $cpid 2>/dev/null; wait $pid $cpid 2>/dev/null; rm -rf "$work"' EXIT
 cat >"$work/cfg.json" <<JSON
 {"profiles_dir": "$PWD/config/profiles", "port": 0, "backend": "cuda", "shm_name": "/clipprep-ipc-test-$$",
- "cuda_sync": "blocking"}
+ "allow_client_shm": true, "cuda_sync": "blocking"}
 JSON
 cat >"$work/cpu.json" <<JSON
 {"profiles_dir": "$PWD/config/profiles", "port": 0, "backend": "cpu", "shm_bytes": 0}

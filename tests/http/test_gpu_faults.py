@@ -349,7 +349,7 @@ def test_bad_fault_syntax_is_refused(emu_binary, tmp_path):
 def test_cuda_region_byte_size_is_checked_against_the_allocation(daemon_factory, expected):
     """v2/cudasharedmemory: a byte_size larger than the allocation behind the handle is a 400
     (the real engine asks cuMemGetAddressRange); the exact size is accepted."""
-    d = _start(daemon_factory, "", cuda_ipc_bytes=4 * MiB)
+    d = _start(daemon_factory, "", cuda_ipc_bytes=4 * MiB, allow_client_shm=True)
     r = d.post(_images()[7][1], format="cuda_ipc")
     assert r.status_code == 200, describe_error(r)
     body = {"raw_handle": {"b64": r.json()["cuda"]["raw_handle"]}, "device_id": 0}
