@@ -133,12 +133,15 @@ static void take_out(gpu_worker *ce, const char *why)
 }
 
 /* A launch, copy or wait failed: was it sticky (the context is lost) or about this batch?
- * `redo` images of the slot go to the CPU path. */
-static void gpu_failure(gpu_worker *ce, const char *why, int redo)
+ * `redo` images of the slot go to the CPU path. Only failed batches count towards
+ * MAX_FAILURES_IN_A_ROW: a failed direct copy concerns its destination (a client's region),
+ * and a client must not be able to take a GPU out that way. */
+static void gpu_failure(gpu_worker *ce, const char *why, int redo, bool batch_failed)
 {
     char probe[256] = "";
     bool healthy = cuda_engine_healthy(ce->eng, probe, sizeof probe);
-    ce->failures_in_a_row++;
+    if (batch_failed)
+        ce->failures_in_a_row++;
     char esc[300], pesc[300];
     json_escape(why, esc, sizeof esc);
     json_escape(probe, pesc, sizeof pesc);
@@ -197,10 +200,10 @@ static void finish_slot(gpu_worker *ce, int si)
         int redo = 0;
         for (int i = 0; i < s->n; i++)
             redo += s->ok[i] && (failed || s->redo[i]);
-        gpu_failure(ce, !waited && !s->launch_failed ? err : s->why, redo);
-    } else {
-        ce->failures_in_a_row = 0;
+        gpu_failure(ce, !waited && !s->launch_failed ? err : s->why, redo, failed);
     }
+    if (!failed)
+        ce->failures_in_a_row = 0;
     metrics_observe_ns(HIST_COMPUTE_SECONDS, monotonic_ns() - s->launched_ns);
     const uint8_t *out = cuda_engine_output(ce->eng, si);
     const int32_t *guard = cuda_engine_guard_flags(ce->eng, si);

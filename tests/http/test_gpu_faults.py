@@ -276,6 +276,17 @@ def test_a_gpu_failing_every_batch_is_taken_out(daemon_factory, expected):
     _assert_gpu_lost(d)
 
 
+def test_failing_direct_copies_never_take_the_gpu_out(daemon_factory, expected):
+    """Every copy into a direct destination fails (not sticky): those images are redone, but a
+    destination's failures (a client's region) never count towards taking the GPU out."""
+    d = _start(daemon_factory, "copy@*")
+    for idx in REQUESTS + REQUESTS:
+        assert _run(d, idx, expected, "shm") == 200
+    assert _failure_counts(d) == (len(REQUESTS) * 2, 0)
+    assert _metric(d, "clipprep_gpus_lost") == 0
+    _assert_healthy(d)
+
+
 def test_healthy_gpus_keep_serving_when_one_is_lost(daemon_factory, expected):
     """Two GPUs, the first lost on its first batch: its images are redone, the second GPU takes
     every later batch (all of them decoded on a GPU: the lost worker pops none), /healthz
