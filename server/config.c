@@ -41,6 +41,7 @@ typedef enum {
     KEY_BACKEND,   /* backend_kind */
     KEY_LOG_LEVEL, /* log_level */
     KEY_GPU_DECODE, /* gpu_decode_mode */
+    KEY_BOOL,      /* bool: JSON true/false; strings "true"/"false"/"1"/"0" */
 } key_type;
 
 typedef struct {
@@ -86,6 +87,16 @@ static const key_def keys[] = {
     {"default_profile", KEY_STRING, FIELD(default_profile), 0, 0},
     {"default_reference", KEY_STRING, FIELD(default_reference), 0, 0},
     {"log_level", KEY_LOG_LEVEL, FIELD(log_level), 0, 0},
+    /* hostile clients (docs/deployment.md, Security) */
+    {"memory_budget_bytes", KEY_SIZE, FIELD(memory_budget_bytes), 1 << 20, (long long)SIZE_LIMIT},
+    {"max_json_output_bytes", KEY_SIZE, FIELD(max_json_output_bytes), 1, (long long)SIZE_LIMIT},
+    {"max_request_pixels", KEY_LLONG, FIELD(max_request_pixels), 1, MAX_PIXELS_LIMIT},
+    {"max_json_body_bytes", KEY_SIZE, FIELD(max_json_body_bytes), 1, (long long)SIZE_LIMIT},
+    {"allow_client_shm", KEY_BOOL, FIELD(allow_client_shm), 0, 1},
+    {"client_shm_key_prefix", KEY_STRING, FIELD(client_shm_key_prefix), 1, 0},
+    {"max_connections_per_ip", KEY_INT, FIELD(max_connections_per_ip), 0, 65536},
+    {"header_timeout_s", KEY_INT, FIELD(header_timeout_s), 1, 86400},
+    {"response_timeout_s", KEY_INT, FIELD(response_timeout_s), 1, 86400},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -127,6 +138,15 @@ void config_defaults(cp_config *cfg)
     snprintf(cfg->default_profile, sizeof cfg->default_profile, "%s", "clip-224");
     snprintf(cfg->default_reference, sizeof cfg->default_reference, "%s", "transformers4");
     cfg->log_level = LOG_INFO;
+    cfg->memory_budget_bytes = 1024 * MIB;
+    cfg->max_json_output_bytes = 64 * MIB;
+    cfg->max_request_pixels = 1000000000;
+    cfg->max_json_body_bytes = 1 * MIB;
+    cfg->allow_client_shm = false;
+    cfg->client_shm_key_prefix[0] = '\0';
+    cfg->max_connections_per_ip = 0;
+    cfg->header_timeout_s = 10;
+    cfg->response_timeout_s = 60;
 }
 
 const char *backend_kind_name(backend_kind b)
@@ -323,6 +343,12 @@ static bool apply_string(cp_config *cfg, const key_def *k, const char *where, co
     case KEY_BACKEND:
     case KEY_LOG_LEVEL:
     case KEY_GPU_DECODE: return store_enum(cfg, k, where, v, err);
+    case KEY_BOOL:
+        if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "false") || !strcmp(v, "0")) {
+            *(bool *)((char *)cfg + k->offset) = v[0] == 't' || v[0] == '1';
+            return true;
+        }
+        return cp_fail(err, CP_ERR_CONFIG, "%s: expected true or false, got \"%.40s\"", where, v);
     case KEY_INT:
     case KEY_LLONG: {
         long long x;
@@ -431,6 +457,12 @@ static bool apply_json_value(cp_config *cfg, const key_def *k, const cJSON *j, c
         if (k->type == KEY_STRING || k->type == KEY_PATH)
             return store_string(cfg, k, where, j->valuestring, base_dir, err);
         return store_enum(cfg, k, where, j->valuestring, err);
+    case KEY_BOOL:
+        if (!cJSON_IsBool(j))
+            return cp_fail(err, CP_ERR_CONFIG, "%s: expected true or false, got %s", where,
+                           json_type_name(j));
+        *(bool *)((char *)cfg + k->offset) = cJSON_IsTrue(j);
+        return true;
     case KEY_INT:
     case KEY_LLONG:
     case KEY_SIZE: {
@@ -776,6 +808,7 @@ void *config_to_cjson(const cp_config *cfg)
         case KEY_BACKEND: v = cJSON_CreateString(backend_kind_name(cfg->backend)); break;
         case KEY_LOG_LEVEL: v = cJSON_CreateString(log_level_name(cfg->log_level)); break;
         case KEY_GPU_DECODE: v = cJSON_CreateString(gpu_decode_names[cfg->decode_on_gpu]); break;
+        case KEY_BOOL: v = cJSON_CreateBool(*(const bool *)src); break;
         case KEY_INT_LIST:
             v = cJSON_CreateIntArray(cfg->preferred_batch_sizes, cfg->n_preferred_batch_sizes);
             break;

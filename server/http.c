@@ -7,12 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <errno.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "conn_deadlines.h"
 #include "http_util.h"
 #include "log.h"
 #include "metrics.h"
@@ -72,10 +74,14 @@ static enum MHD_Result answer_status(request *r, cp_status st, const char *messa
     return send_response(r->conn, r->status, resp, r->id);
 }
 
+static bool authorized(const server_ctx *srv, struct MHD_Connection *conn, route_id route);
+
 static enum MHD_Result answer_readyz(request *r)
 {
     server_ctx *srv = r->srv;
     bool ready = atomic_load(&srv->ready) && !atomic_load(&srv->draining);
+    if (!authorized(srv, r->conn, ROUTE_PREPROCESS)) /* the probe answers; details need the token */
+        return answer_json(r, ready ? 200 : 503, ready ? "{\"ready\":true}" : "{\"ready\":false}");
     char body[512];
     snprintf(body, sizeof body,
              "{\"ready\":%s,\"backend\":\"%s\",\"device\":\"%s\",\"workers\":%d,"
@@ -156,7 +162,7 @@ static bool authorized(const server_ctx *srv, struct MHD_Connection *conn, route
     if (!token[0] || route == ROUTE_HEALTHZ || route == ROUTE_READYZ)
         return true;
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-    if (!h || strncmp(h, "Bearer ", 7))
+    if (!h || strncasecmp(h, "Bearer ", 7)) /* the scheme is case-insensitive (RFC 7235) */
         return false;
     h += 7;
     size_t n = strlen(token), m = strlen(h);
@@ -175,6 +181,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     server_ctx *srv = cls;
     request *r = *con_cls;
     if (!r) {
+        conn_deadlines_headers_done(conn);
         r = request_new(srv, conn, route_for(url));
         if (!r)
             return MHD_NO;
@@ -238,7 +245,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    (void)conn;
+    conn_deadlines_request_done(conn);
     request *r = *con_cls;
     if (!r)
         return;
@@ -298,6 +305,10 @@ static int unix_listener(const char *path, cp_error *err)
 bool http_start(server_ctx *srv, cp_error *err)
 {
     const cp_config *cfg = srv->cfg;
+    srv->deadlines = conn_deadlines_start(cfg->header_timeout_s, cfg->response_timeout_s,
+                                          cfg->connection_timeout_s);
+    if (!srv->deadlines)
+        return cp_fail(err, CP_ERR_CONFIG, "cannot start the connection deadline watchdog");
     if (cfg->unix_socket[0]) {
         int fd = unix_listener(cfg->unix_socket, err);
         if (fd < 0)
@@ -309,6 +320,7 @@ bool http_start(server_ctx *srv, cp_error *err)
             MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
             MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
+            MHD_OPTION_NOTIFY_CONNECTION, conn_deadlines_notify, srv->deadlines,
             cfg->http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
             (unsigned)cfg->http_threads, MHD_OPTION_END);
         if (!srv->daemon) {
@@ -337,6 +349,8 @@ bool http_start(server_ctx *srv, cp_error *err)
         mhd_log, NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, srv, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
+        MHD_OPTION_NOTIFY_CONNECTION, conn_deadlines_notify, srv->deadlines,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip, /* 0: none */
         cfg->http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
         (unsigned)cfg->http_threads, MHD_OPTION_END);
     freeaddrinfo(ai);
@@ -353,6 +367,8 @@ void http_stop(server_ctx *srv)
     if (srv->daemon)
         MHD_stop_daemon(srv->daemon);
     srv->daemon = NULL;
+    conn_deadlines_stop(srv->deadlines); /* after MHD: every connection is closed by now */
+    srv->deadlines = NULL;
     if (srv->cfg->unix_socket[0])
         unlink(srv->cfg->unix_socket);
 }

@@ -182,6 +182,7 @@ int main(int argc, char **argv, char **envp)
     }
     log_set_level(cfg.log_level);
     srv.cfg = &cfg;
+    mem_budget_init(&srv.budget, cfg.memory_budget_bytes);
     unsigned long long id_seed = 0; /* request ids differ across restarts */
     if (getrandom(&id_seed, sizeof id_seed, 0) != (ssize_t)sizeof id_seed)
         id_seed = (unsigned long long)time(NULL) << 20;
@@ -233,6 +234,10 @@ int main(int argc, char **argv, char **envp)
     }
     srv.regions = shm_regions_create();
     srv.cuda_regions = shm_regions_create();
+    shm_regions_set_prefix(srv.regions, cfg.client_shm_key_prefix);
+    shm_regions_reserve_key(srv.regions, cfg.shm_name); /* never a client's, even if absent */
+    if (srv.shm)
+        shm_regions_reserve_key(srv.regions, shm_pool_key(srv.shm));
     srv.exec = start_executor(&srv, &err);
     if (!srv.exec) {
         fprintf(stderr, "clipprepd: %s\n", err.message);

@@ -68,6 +68,14 @@ void metrics_count_request(const char *route, int status)
 void metrics_add_images(uint64_t n) { atomic_fetch_add_explicit(&images_total, n, memory_order_relaxed); }
 void metrics_set_pinned_bytes(uint64_t bytes) { atomic_store(&pinned_bytes, bytes); }
 
+static atomic_ullong budget_used, budget_peak, budget_limit;
+void metrics_set_memory_budget(uint64_t used, uint64_t peak, uint64_t limit)
+{
+    atomic_store(&budget_used, used);
+    atomic_store(&budget_peak, peak);
+    atomic_store(&budget_limit, limit);
+}
+
 void metrics_count_hybrid_decode(int reason)
 {
     if (reason >= 0 && reason < JPEG_HYBRID_REASONS)
@@ -132,6 +140,15 @@ char *metrics_render(const char *version, const char *backend, int queue_depth, 
     put(&b, "# HELP clipprep_pinned_bytes Pinned host memory held by the CUDA executor\n"
             "# TYPE clipprep_pinned_bytes gauge\nclipprep_pinned_bytes %llu\n",
         (unsigned long long)atomic_load(&pinned_bytes));
+    put(&b, "# HELP clipprep_memory_budget_used_bytes In-flight request memory reserved now "
+            "(bodies, outputs, JSON answers)\n# TYPE clipprep_memory_budget_used_bytes gauge\n"
+            "clipprep_memory_budget_used_bytes %llu\n"
+            "# HELP clipprep_memory_budget_peak_bytes The most ever reserved at once\n"
+            "# TYPE clipprep_memory_budget_peak_bytes gauge\nclipprep_memory_budget_peak_bytes %llu\n"
+            "# HELP clipprep_memory_budget_bytes The budget (memory_budget_bytes)\n"
+            "# TYPE clipprep_memory_budget_bytes gauge\nclipprep_memory_budget_bytes %llu\n",
+        (unsigned long long)atomic_load(&budget_used), (unsigned long long)atomic_load(&budget_peak),
+        (unsigned long long)atomic_load(&budget_limit));
     put(&b, "# HELP clipprep_gpu_decode_images_total Images of the hybrid JPEG decode (CUDA "
             "backend, decode_on_gpu): result=\"ok\" decoded on the GPU, otherwise why the CPU "
             "decoded it\n# TYPE clipprep_gpu_decode_images_total counter\n");

@@ -238,9 +238,11 @@ def _child_env() -> dict:
 
 def base_config(**overrides) -> dict:
     # a shm pool of its own per daemon, so parallel runs on one host never share one
+    # allow_client_shm: the suites exercise Triton's shm extension; its default (off) is
+    # tested in tests/http/test_hostile.py
     cfg = {"profiles_dir": str(PROFILES_DIR), "host": "127.0.0.1", "log_level": "info",
            "shm_name": f"/clipprep-test-{uuid.uuid4().hex[:12]}", "shm_bytes": "16MiB",
-           "shm_slot_bytes": "1MiB"}
+           "shm_slot_bytes": "1MiB", "allow_client_shm": True}
     for k, v in overrides.items():
         if v is None:
             cfg.pop(k, None)
@@ -481,6 +483,10 @@ def daemon_factory(request, tmp_path):
         rc = d.stop()
         if was_alive and rc != 0:
             failures.append(f"{d}: exit status {rc} after SIGTERM\n{d.stderr_tail()}")
+        elif not was_alive and rc != 0:
+            # a crash (SIGBUS, SIGSEGV, abort) during the test fails it even when every request
+            # the test made was answered; a clean exit after the test's own SIGTERM is 0
+            failures.append(f"{d}: died during the test (exit status {rc})\n{d.stderr_tail()}")
     assert not failures, "\n".join(failures)
 
 

@@ -8,7 +8,7 @@ bin=${1:?bin dir}; img=${2:?image}
 work=$(mktemp -d); pass=0; fail=0
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
 cat >"$work/cfg.json" <<JSON
-{"profiles_dir": "$PWD/config/profiles", "port": 0, "backend": "cuda", "shm_name": "/clipprep-ipc-test-$$"}
+{"profiles_dir": "$PWD/config/profiles", "port": 0, "backend": "cuda", "shm_name": "/clipprep-ipc-test-$$", "allow_client_shm": true}
 JSON
 "$bin/clipprepd" --config "$work/cfg.json" 2>"$work/log" & pid=$!
 for _ in $(seq 300); do grep -q '"listening"' "$work/log" && break; sleep 0.1; done
