@@ -73,6 +73,8 @@ static const key_def keys[] = {
     {"shm_mode", KEY_STRING, FIELD(shm_mode), 0, 0},
     {"backend", KEY_BACKEND, FIELD(backend), 0, 0},
     {"decode_on_gpu", KEY_GPU_DECODE, FIELD(decode_on_gpu), 0, 0},
+    {"cuda_devices", KEY_STRING, FIELD(cuda_devices), 1, 0},
+    {"cuda_sync", KEY_STRING, FIELD(cuda_sync), 0, 0},
     {"cpu_workers", KEY_INT, FIELD(cpu_workers), 0, 1024},
     {"max_batch_size", KEY_INT, FIELD(max_batch_size), 1, 4096},
     {"max_queue_delay_us", KEY_INT, FIELD(max_queue_delay_us), 0, 10000000},
@@ -87,6 +89,16 @@ static const key_def keys[] = {
     {"default_profile", KEY_STRING, FIELD(default_profile), 0, 0},
     {"default_reference", KEY_STRING, FIELD(default_reference), 0, 0},
     {"log_level", KEY_LOG_LEVEL, FIELD(log_level), 0, 0},
+    /* hostile clients (docs/deployment.md, Security) */
+    {"memory_budget_bytes", KEY_SIZE, FIELD(memory_budget_bytes), 1 << 20, (long long)SIZE_LIMIT},
+    {"max_json_output_bytes", KEY_SIZE, FIELD(max_json_output_bytes), 1, (long long)SIZE_LIMIT},
+    {"max_request_pixels", KEY_LLONG, FIELD(max_request_pixels), 1, MAX_PIXELS_LIMIT},
+    {"max_json_body_bytes", KEY_SIZE, FIELD(max_json_body_bytes), 1, (long long)SIZE_LIMIT},
+    {"allow_client_shm", KEY_BOOL, FIELD(allow_client_shm), 0, 1},
+    {"client_shm_key_prefix", KEY_STRING, FIELD(client_shm_key_prefix), 1, 0},
+    {"max_connections_per_ip", KEY_INT, FIELD(max_connections_per_ip), 0, 65536},
+    {"header_timeout_s", KEY_INT, FIELD(header_timeout_s), 1, 86400},
+    {"response_timeout_s", KEY_INT, FIELD(response_timeout_s), 1, 86400},
     {"fetch_enabled", KEY_BOOL, FIELD(fetch_enabled), 0, 1},
     {"fetch_allow_hosts", KEY_STRING, FIELD(fetch_allow_hosts), 1, 0},
     {"fetch_allow_private", KEY_BOOL, FIELD(fetch_allow_private), 0, 1},
@@ -124,6 +136,7 @@ void config_defaults(cp_config *cfg)
     cfg->shm_lease_ttl_ms = 30000;
     snprintf(cfg->shm_mode, sizeof cfg->shm_mode, "%s", "0600");
     cfg->backend = BACKEND_AUTO;
+    snprintf(cfg->cuda_sync, sizeof cfg->cuda_sync, "%s", "auto");
     cfg->cpu_workers = 0;
     cfg->max_batch_size = 32;
     cfg->max_queue_delay_us = 0;
@@ -138,6 +151,15 @@ void config_defaults(cp_config *cfg)
     snprintf(cfg->default_profile, sizeof cfg->default_profile, "%s", "clip-224");
     snprintf(cfg->default_reference, sizeof cfg->default_reference, "%s", "transformers4");
     cfg->log_level = LOG_INFO;
+    cfg->memory_budget_bytes = 1024 * MIB;
+    cfg->max_json_output_bytes = 64 * MIB;
+    cfg->max_request_pixels = 1000000000;
+    cfg->max_json_body_bytes = 1 * MIB;
+    cfg->allow_client_shm = false;
+    cfg->client_shm_key_prefix[0] = '\0';
+    cfg->max_connections_per_ip = 0;
+    cfg->header_timeout_s = 10;
+    cfg->response_timeout_s = 60;
     cfg->fetch_max_bytes = 16 * MIB;
     cfg->fetch_max_request_bytes = 64 * MIB;
     cfg->fetch_timeout_ms = 10000;
@@ -564,6 +586,35 @@ done:
 
 /* ---- cross-key validation ------------------------------------------------------------------ */
 
+/* cuda_devices: "", "all" or distinct device numbers 0..63 separated by commas; cuda_sync: one
+ * of four words. (Whether a device exists is checked when the CUDA backend starts.) */
+static bool validate_cuda_keys(const cp_config *cfg, cp_error *err)
+{
+    const char *s = cfg->cuda_devices;
+    if (s[0] && strcmp(s, "all")) {
+        bool seen[64] = {false};
+        for (const char *p = s;;) {
+            int d = 0, digits = 0;
+            while (isdigit((unsigned char)*p) && digits < 3)
+                d = d * 10 + (*p++ - '0'), digits++;
+            if (!digits || d > 63 || seen[d] || (*p && *p != ','))
+                return cp_fail(err, CP_ERR_CONFIG,
+                               "cuda_devices: expected \"all\" or distinct CUDA device numbers "
+                               "0..63 separated by commas such as \"0,2\", got \"%.40s\"", s);
+            seen[d] = true;
+            if (!*p)
+                break;
+            p++;
+        }
+    }
+    static const char *const syncs[] = {"auto", "spin", "yield", "blocking"};
+    for (size_t i = 0; i < sizeof syncs / sizeof syncs[0]; i++)
+        if (!strcmp(cfg->cuda_sync, syncs[i]))
+            return true;
+    return cp_fail(err, CP_ERR_CONFIG, "cuda_sync: expected \"auto\", \"spin\", \"yield\" or "
+                   "\"blocking\", got \"%.40s\"", cfg->cuda_sync);
+}
+
 bool config_validate(const cp_config *cfg, cp_error *err)
 {
     for (int i = 0; i < cfg->n_preferred_batch_sizes; i++) {
@@ -589,7 +640,7 @@ bool config_validate(const cp_config *cfg, cp_error *err)
                        cfg->staging_bytes, need);
     if (cfg->max_body_bytes == 0)
         return cp_fail(err, CP_ERR_CONFIG, "max_body_bytes: must be > 0");
-    return true;
+    return validate_cuda_keys(cfg, err);
 }
 
 /* ---- files, environment, flags ------------------------------------------------------------ */
@@ -747,6 +798,10 @@ bool config_load(cp_config *cfg, int argc, char **argv, char **envp, bool *want_
             env_config = eq + 1;
             continue;
         }
+#ifdef CLIPPREP_CUDA_EMULATION
+        if (len > 4 && strncmp(suffix, "EMU_", 4) == 0)
+            continue; /* the emulated engine's fault injection (kernels/emu_faults.h) */
+#endif
         if (!env_key(suffix, len))
             return cp_fail(err, CP_ERR_CONFIG,
                            "unknown environment variable %.*s (see docs/configuration.md)",
@@ -770,6 +825,9 @@ bool config_load(cp_config *cfg, int argc, char **argv, char **envp, bool *want_
         const char *suffix = *e + strlen(ENV_PREFIX);
         size_t len = (size_t)(eq - suffix);
         if (len == 6 && strncmp(suffix, "CONFIG", 6) == 0) continue;
+#ifdef CLIPPREP_CUDA_EMULATION
+        if (len > 4 && strncmp(suffix, "EMU_", 4) == 0) continue;
+#endif
         const key_def *k = env_key(suffix, len);
         if (!k) continue; /* cannot happen: checked above */
         char where[96];

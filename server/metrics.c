@@ -45,6 +45,7 @@ static atomic_ullong request_counts[N_ROUTES][N_STATUSES + 1]; /* last: any othe
 static atomic_ullong images_total;
 static atomic_ullong pinned_bytes;
 static atomic_ullong hybrid_counts[JPEG_HYBRID_REASONS];
+static atomic_ullong gpu_failures[2], gpu_redone, gpus_lost;
 static const char *const fetch_results[] = {"ok", "fetch_refused", "fetch_failed",
                                             "fetch_too_large", "fetch_timeout", "other"};
 #define N_FETCH_RESULTS (sizeof fetch_results / sizeof fetch_results[0])
@@ -95,11 +96,28 @@ void metrics_count_request(const char *route, int status)
 void metrics_add_images(uint64_t n) { atomic_fetch_add_explicit(&images_total, n, memory_order_relaxed); }
 void metrics_set_pinned_bytes(uint64_t bytes) { atomic_store(&pinned_bytes, bytes); }
 
+static atomic_ullong budget_used, budget_peak, budget_limit;
+void metrics_set_memory_budget(uint64_t used, uint64_t peak, uint64_t limit)
+{
+    atomic_store(&budget_used, used);
+    atomic_store(&budget_peak, peak);
+    atomic_store(&budget_limit, limit);
+}
+
 void metrics_count_hybrid_decode(int reason)
 {
     if (reason >= 0 && reason < JPEG_HYBRID_REASONS)
         atomic_fetch_add_explicit(&hybrid_counts[reason], 1, memory_order_relaxed);
 }
+
+void metrics_count_gpu_failure(int sticky, int images_redone)
+{
+    atomic_fetch_add_explicit(&gpu_failures[sticky != 0], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&gpu_redone, (unsigned long long)images_redone,
+                              memory_order_relaxed);
+}
+
+void metrics_count_gpu_lost(void) { atomic_fetch_add(&gpus_lost, 1); }
 
 typedef struct {
     char *s;
@@ -159,6 +177,15 @@ char *metrics_render(const char *version, const char *backend, int queue_depth, 
     put(&b, "# HELP clipprep_pinned_bytes Pinned host memory held by the CUDA executor\n"
             "# TYPE clipprep_pinned_bytes gauge\nclipprep_pinned_bytes %llu\n",
         (unsigned long long)atomic_load(&pinned_bytes));
+    put(&b, "# HELP clipprep_memory_budget_used_bytes In-flight request memory reserved now "
+            "(bodies, outputs, JSON answers)\n# TYPE clipprep_memory_budget_used_bytes gauge\n"
+            "clipprep_memory_budget_used_bytes %llu\n"
+            "# HELP clipprep_memory_budget_peak_bytes The most ever reserved at once\n"
+            "# TYPE clipprep_memory_budget_peak_bytes gauge\nclipprep_memory_budget_peak_bytes %llu\n"
+            "# HELP clipprep_memory_budget_bytes The budget (memory_budget_bytes)\n"
+            "# TYPE clipprep_memory_budget_bytes gauge\nclipprep_memory_budget_bytes %llu\n",
+        (unsigned long long)atomic_load(&budget_used), (unsigned long long)atomic_load(&budget_peak),
+        (unsigned long long)atomic_load(&budget_limit));
     put(&b, "# HELP clipprep_gpu_decode_images_total Images of the hybrid JPEG decode (CUDA "
             "backend, decode_on_gpu): result=\"ok\" decoded on the GPU, otherwise why the CPU "
             "decoded it\n# TYPE clipprep_gpu_decode_images_total counter\n");
@@ -166,6 +193,20 @@ char *metrics_render(const char *version, const char *backend, int queue_depth, 
         put(&b, "clipprep_gpu_decode_images_total{result=\"%s\"} %llu\n",
             jpeg_hybrid_reason_name((jpeg_hybrid_reason)r),
             (unsigned long long)atomic_load(&hybrid_counts[r]));
+    put(&b, "# HELP clipprep_gpu_failures_total Failed GPU launches, copies or waits (CUDA "
+            "backend); sticky=\"true\": the CUDA context was lost\n"
+            "# TYPE clipprep_gpu_failures_total counter\n"
+            "clipprep_gpu_failures_total{sticky=\"false\"} %llu\n"
+            "clipprep_gpu_failures_total{sticky=\"true\"} %llu\n",
+        (unsigned long long)atomic_load(&gpu_failures[0]),
+        (unsigned long long)atomic_load(&gpu_failures[1]));
+    put(&b, "# HELP clipprep_gpu_redone_images_total Images of failed GPU batches redone on the "
+            "CPU path\n# TYPE clipprep_gpu_redone_images_total counter\n"
+            "clipprep_gpu_redone_images_total %llu\n",
+        (unsigned long long)atomic_load(&gpu_redone));
+    put(&b, "# HELP clipprep_gpus_lost GPUs taken out of service (/healthz answers 503)\n"
+            "# TYPE clipprep_gpus_lost gauge\nclipprep_gpus_lost %llu\n",
+        (unsigned long long)atomic_load(&gpus_lost));
     put(&b, "# HELP clipprep_fetch_total Image URLs fetched (JSON input), by result\n"
             "# TYPE clipprep_fetch_total counter\n");
     for (size_t i = 0; i < N_FETCH_RESULTS; i++)

@@ -23,9 +23,15 @@ void metrics_observe_ns(metric_hist h, uint64_t ns); /* seconds histograms */
 void metrics_count_request(const char *route, int status);
 void metrics_add_images(uint64_t n);
 void metrics_set_pinned_bytes(uint64_t bytes);
+/* The in-flight memory budget (mem_budget.c): bytes reserved now, the most ever, the limit. */
+void metrics_set_memory_budget(uint64_t used, uint64_t peak, uint64_t limit);
 /* Hybrid JPEG decode (CUDA backend): one image decoded on the GPU (JPEG_HYBRID_OK) or the
  * jpeg_hybrid_reason it took the CPU decoder for. */
 void metrics_count_hybrid_decode(int reason);
+/* GPU failures (docs/gpu.md): a failed launch/copy/wait (sticky: the context was lost), the
+ * images of failed batches redone on the CPU path, and a GPU taken out of service. */
+void metrics_count_gpu_failure(int sticky, int images_redone);
+void metrics_count_gpu_lost(void);
 
 /* URL fetches by result ("ok" or the error code) and the content cache's counters. */
 void metrics_count_fetch(const char *result);

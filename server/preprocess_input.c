@@ -13,6 +13,7 @@
 #include "fetch.h"
 #include "http_util.h"
 #include "json_input.h"
+#include "mem_budget.h"
 #include "reference.h"
 
 struct preprocess_input {
@@ -112,6 +113,10 @@ enum MHD_Result preprocess_input_start(request *r, const image_ref *images, int 
         return request_start(r, images, n, exif);
     }
 
+    cp_error err = {0};
+    /* the hits' tensor copies count against memory_budget_bytes like the output does */
+    if (!request_reserve(r, (size_t)n * slot_bytes(r), "the cached tensors", &err))
+        return request_answer_error(r, &err, -1);
     preprocess_input *in = input_of(r);
     if (!in || !(in->hashes = calloc((size_t)n, sizeof *in->hashes)) ||
         !(in->keys = calloc((size_t)n, sizeof *in->keys)) ||
@@ -201,6 +206,13 @@ static enum MHD_Result start_fetches(request *r, preprocess_input *in)
     in->tasks = calloc((size_t)urls, sizeof *in->tasks);
     if (!in->tasks)
         return fail(r, CP_ERR_OVERLOADED, -1, "out of memory");
+    /* what the fetched bodies may take, reserved before any is fetched */
+    size_t bytes = (size_t)urls * cfg->fetch_max_bytes;
+    if (bytes / (size_t)urls != cfg->fetch_max_bytes || bytes > cfg->fetch_max_request_bytes)
+        bytes = cfg->fetch_max_request_bytes;
+    cp_error err = {0};
+    if (!request_reserve(r, bytes, "the fetched images", &err))
+        return request_answer_error(r, &err, -1);
     uint64_t deadline = monotonic_ns() + (uint64_t)cfg->fetch_request_timeout_ms * 1000000u;
     uint64_t request_end = r->start_ns + (uint64_t)cfg->request_timeout_s * 1000000000u;
     if (request_end < deadline)

@@ -10,6 +10,7 @@
 #include "image_work.h"
 #include "http_util.h"
 #include "log.h"
+#include "mem_budget.h"
 #include "metrics.h"
 #include "kserve.h"
 #include "multipart.h"
@@ -61,6 +62,7 @@ void request_unref(request *r)
     free(r->body);
     free(r->jobs);
     free(r->out_buf);
+    request_release_all(r);
     free(r);
 }
 
@@ -97,6 +99,9 @@ enum MHD_Result preprocess_first_call(request *r)
                                 "request body too large: %llu bytes, limit %zu (max_body_bytes)",
                                 n, r->srv->cfg->max_body_bytes);
         if (*end == '\0' && n > 0) {
+            cp_error err = {0};
+            if (!request_reserve(r, (size_t)n, "the request body", &err))
+                return request_answer_error(r, &err, -1);
             r->body = malloc((size_t)n);
             if (!r->body)
                 return answer_error(r, CP_ERR_OVERLOADED, "out of memory");
@@ -129,6 +134,10 @@ enum MHD_Result preprocess_upload(request *r, const char *data, size_t *size)
             cap *= 2;
         if (cap > r->srv->cfg->max_body_bytes)
             cap = r->srv->cfg->max_body_bytes;
+        if (!request_reserve(r, cap - r->cap, "the request body", &r->upload_err)) {
+            r->body_too_large = true; /* answered (503 or 413) once the upload ends */
+            return MHD_YES;
+        }
         uint8_t *b = realloc(r->body, cap);
         if (!b) {
             r->body_too_large = true;
@@ -274,6 +283,8 @@ enum MHD_Result request_answer_error(request *r, const cp_error *err, int index)
 enum MHD_Result preprocess_body_complete(request *r)
 {
     const cp_config *cfg = r->srv->cfg;
+    if (r->body_too_large && r->upload_err.status != CP_OK)
+        return request_answer_error(r, &r->upload_err, -1);
     if (r->body_too_large)
         return answer_error(r, CP_ERR_BODY_TOO_LARGE,
                             "request body too large: limit %zu bytes (max_body_bytes)",
@@ -330,6 +341,8 @@ static void place_output(request *r, uint8_t *base)
             r->protocol == PROTO_V1
                 ? r->fmt == OUT_CUDA_IPC || (r->fmt == OUT_SHM && r->srv->shm_pinned)
                 : r->region_on_device;
+        r->jobs[i].out_device =
+            r->protocol == PROTO_V1 ? r->fmt == OUT_CUDA_IPC : r->region_on_device;
     }
     for (int i = 0; i < r->n_images; i++) { /* the content cache's hits (never device memory) */
         const uint8_t *hit = preprocess_input_cached(r, i);
@@ -372,6 +385,40 @@ static void shm_timed_out(void *ctx)
     finish_request(r);
 }
 
+/* Admission checks of one image from its header (issue #13): a resize target that fits the
+ * planner, and the request's running pixel sum (max_request_pixels). */
+static bool admit_image(request *r, const job *j, long long *request_pixels, cp_error *err)
+{
+    int w, h;
+    decode_output_size(&j->hdr, &j->dopt, &w, &h);
+    if (!geometry_check(r->prof, w, h, err))
+        return false;
+    *request_pixels += (long long)j->hdr.width * j->hdr.height;
+    if (*request_pixels > r->srv->cfg->max_request_pixels)
+        return cp_fail(err, CP_ERR_IMAGE_TOO_LARGE,
+                       "the request's images hold more than %lld pixels in all "
+                       "(max_request_pixels)", r->srv->cfg->max_request_pixels);
+    return true;
+}
+
+/* Reserves the output buffer and, for a JSON answer, its text, before any is allocated; a
+ * JSON answer over max_json_output_bytes is refused outright. */
+static bool reserve_output(request *r, size_t tensor, cp_error *err)
+{
+    bool json = r->protocol == PROTO_V1 ? r->fmt == OUT_JSON
+                                        : !r->region && r->kreq && !r->kreq->binary_output;
+    size_t text = 0;
+    if (json) {
+        text = json_tensor_bytes(tensor / tensor_dtype_size(r->dtype));
+        if (text > r->srv->cfg->max_json_output_bytes)
+            return cp_fail(err, CP_ERR_TOO_MANY_IMAGES,
+                           "the JSON answer would take about %zu bytes, more than "
+                           "max_json_output_bytes (%zu): ask for fewer images or a binary "
+                           "format", text, r->srv->cfg->max_json_output_bytes);
+    }
+    return request_reserve(r, r->out_size + text, "the output", err);
+}
+
 enum MHD_Result request_start(request *r, const image_ref *images, int n, bool exif)
 {
     server_ctx *srv = r->srv;
@@ -385,6 +432,7 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
     const profile *p = r->prof;
     decode_options dopt = {.apply_orientation = exif, .max_scans = cfg->max_scans};
     int m = 0; /* jobs to queue: the images the content cache does not answer */
+    long long request_pixels = 0;
     for (int i = 0; i < n; i++) {
         if (preprocess_input_cached(r, i))
             continue;
@@ -405,6 +453,8 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
             j->dopt.scale_denom =
                 fast_scale_denom(p, j->hdr.width, j->hdr.height, cfg->fast_min_factor);
         job_apply_reference(j);
+        if (!admit_image(r, j, &request_pixels, &err))
+            return request_answer_error(r, &err, i);
     }
     r->n_images = n;
     r->n_jobs = m;
@@ -415,7 +465,7 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
         return request_answer_error(r, &err, -1);
     }
 
-    if (r->protocol == PROTO_V2 && r->region) { /* a client-registered region (triton_routes.c) */
+    if (r->protocol == PROTO_V2 && r->region && r->region_on_device) { /* a client GPU buffer */
         place_output(r, r->out_ptr);
     } else if (r->fmt == OUT_SHM || r->fmt == OUT_CUDA_IPC) {
         bool ipc = r->fmt == OUT_CUDA_IPC;
@@ -424,8 +474,8 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
             if (ipc)
                 cp_fail(&err, CP_ERR_INVALID_PARAMETER, "format=cuda_ipc is unavailable: %s",
                         srv->ipc_error);
-            else
-                cp_fail(&err, CP_ERR_UNAVAILABLE, "format=shm is unavailable: %s", srv->shm_error);
+            else /* (why is in the start-up log and GET /v1/shm; not every client's business) */
+                cp_fail(&err, CP_ERR_UNAVAILABLE, "format=shm is unavailable on this server");
             return request_answer_error(r, &err, -1);
         }
         r->lease_pool = pool;
@@ -451,7 +501,11 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
         if (r->protocol == PROTO_V1) /* (v2 binary answers set their header size already) */
             r->out_prefix = r->fmt == OUT_NPY
                                 ? npy_header_size(n, p->out_height, p->out_width, r->dtype) : 0;
+        /* (a /v2 output into a client system region is computed here too, then written into
+         * the region with pwrite: a region truncated meanwhile can never SIGBUS the daemon) */
         r->out_size = r->out_prefix + tensor;
+        if (!reserve_output(r, tensor, &err))
+            return request_answer_error(r, &err, -1);
         r->out_buf = malloc(r->out_size);
         if (!r->out_buf) {
             cp_fail(&err, CP_ERR_OVERLOADED, "out of memory for the output tensor");

@@ -46,6 +46,8 @@ typedef struct request {
     uint8_t *body;
     size_t len, cap;
     bool body_too_large;
+    cp_error upload_err;      /* why a growing (chunked) body was refused, when not max_body_bytes */
+    size_t mem_reserved;      /* this request's share of srv->budget (mem_budget.h) */
     /* /v1/preprocess and /v2/models/{m}/infer */
     request_protocol protocol;
     const profile *prof;

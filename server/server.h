@@ -8,6 +8,7 @@
 #include "../kernels/normalize.h"
 #include "config.h"
 #include "executor.h"
+#include "mem_budget.h"
 #include "profile.h"
 #include "queue.h"
 
@@ -39,6 +40,8 @@ typedef struct server_ctx {
     atomic_bool draining;
     atomic_int inflight;       /* preprocess requests accepted and not yet fully answered */
     atomic_ullong next_request_id;
+    mem_budget budget;         /* in-flight request memory (memory_budget_bytes) */
+    struct conn_deadlines *deadlines; /* header/response deadlines (conn_deadlines.h) */
 } server_ctx;
 
 /* The normalisation table of profile p under reference ref. */

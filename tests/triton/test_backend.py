@@ -6,9 +6,11 @@ error naming the image and the cause; misconfigured models refuse to load, sayin
 from __future__ import annotations
 
 import concurrent.futures as cf
+import io
 import re
 
 import numpy as np
+from PIL import Image
 import pytest
 import tritonclient.grpc as grpc
 import tritonclient.http as http
@@ -109,6 +111,27 @@ def test_a_bad_image_fails_its_own_request_only(triton, images):
     assert after - before == 1, f"the four requests ran in {after - before} executions"
 
 
+def test_two_instances_serve_concurrent_clients_exactly(triton, images):
+    """prep_two_instances: instance count 2, threads 1 each; 12 concurrent requests over both
+    protocols, each with its own images, all answered exactly."""
+    names = list(images)
+    jobs = [[images[names[(k + j) % len(names)]] for j in range(1 + k % 2)] for k in range(12)]
+
+    def send(k):
+        mod, url = (http, triton.http_url) if k % 2 else (grpc, triton.grpc_url)
+        return infer(mod, url, "prep_two_instances", jobs[k])
+
+    with cf.ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(send, range(len(jobs))))
+    for k, data in enumerate(jobs):
+        for i, b in enumerate(data):
+            np.testing.assert_array_equal(results[k][i], reference.hf_clip(b)[0],
+                                          err_msg=f"request {k} image {i}")
+    client = http.InferenceServerClient(triton.http_url)
+    cfg = client.get_model_config("prep_two_instances")
+    assert cfg["instance_group"][0]["count"] == 2
+
+
 def test_undecodable_and_malformed_inputs_are_named(triton, images):
     with pytest.raises(InferenceServerException, match=r"image 0: unsupported_format:"):
         infer(http, triton.http_url, "clip_preprocess", [b"GIF89a not an image at all"])
@@ -119,6 +142,13 @@ def test_undecodable_and_malformed_inputs_are_named(triton, images):
     with pytest.raises(InferenceServerException,
                        match=r"image 1: image_too_large: image is 640x480 = 307200 pixels"):
         infer(http, triton.http_url, "prep_small", [images["png_224x224"], images["jpeg_640x480"]])
+    # an absurd aspect ratio (1 x 6400000: clip-224 would resize it to 224 x 1433600000) is
+    # refused from the header, as the daemon refuses it
+    line = io.BytesIO()
+    Image.new("RGB", (1, 6400000), (10, 200, 30)).save(line, "PNG")
+    with pytest.raises(InferenceServerException,
+                       match=r"image 0: image_too_large: aspect ratio too extreme"):
+        infer(grpc, triton.grpc_url, "clip_preprocess", [line.getvalue()])
     got = infer(http, triton.http_url, "prep_small", [images["png_224x224"]])
     np.testing.assert_array_equal(got[0], reference.hf_clip(images["png_224x224"])[0])
 
@@ -177,3 +207,14 @@ def test_reference_parameter_gives_the_daemons_tensor(triton, daemon, images, re
     # the transparent PNG really is handled differently from transformers4
     assert not np.array_equal(want, daemon_tensor(daemon, data, profile="clip-224",
                                                   reference="transformers4"))
+
+
+def test_without_reference_parameter_the_profiles_default_reference_applies(triton, daemon,
+                                                                            images):
+    """prep_openclip: profile openclip-224, no reference parameter: open_clip's arithmetic (the
+    profile's default_reference), as the daemon answers for that profile without reference=."""
+    data = [images[n] for n in MIXED]
+    got = infer(grpc, triton.grpc_url, "prep_openclip", data)
+    np.testing.assert_array_equal(got, daemon_tensor(daemon, data, profile="openclip-224"))
+    np.testing.assert_array_equal(got, daemon_tensor(daemon, data, profile="openclip-224",
+                                                     reference="open_clip"))

@@ -41,10 +41,15 @@ TRITON_VARIANTS = {
     "prep_siglip_exif": ({"profile": "siglip-224", "exif": "true"}, "TYPE_FP32", (3, 224, 224), 8),
     "prep_fast": ({"profile": "clip-224", "mode": "fast"}, "TYPE_FP32", (3, 224, 224), 8),
     "prep_small": ({"profile": "clip-224", "max_pixels": "100000"}, "TYPE_FP32", (3, 224, 224), 8),
+    # no reference parameter: the profile's default_reference (open_clip for openclip-224)
+    "prep_openclip": ({"profile": "openclip-224"}, "TYPE_FP32", (3, 224, 224), 8),
+    # two instances with one thread each: concurrent executions with their own state
+    "prep_two_instances": ({"profile": "clip-224", "threads": "1"}, "TYPE_FP32", (3, 224, 224), 4),
     # a long queue delay, so that concurrent requests are executed as one batch
     "prep_batch": ({"profile": "clip-224"}, "TYPE_FP32", (3, 224, 224), 8),
 }
-QUEUE_DELAY_US = {"prep_batch": 500000}
+QUEUE_DELAY_US = {"prep_batch": 2000000}  # a full batch (8) runs at once
+INSTANCES = {"prep_two_instances": 2}
 
 
 def variant_config(name: str, params: dict, dtype: str, dims, max_batch: int) -> str:
@@ -54,7 +59,7 @@ def variant_config(name: str, params: dict, dtype: str, dims, max_batch: int) ->
             f'input [ {{ name: "images", data_type: TYPE_STRING, dims: [ 1 ] }} ]\n'
             f'output [ {{ name: "pixel_values", data_type: {dtype}, '
             f'dims: [ {", ".join(map(str, dims))} ] }} ]\n'
-            f'instance_group [ {{ kind: KIND_CPU, count: 1 }} ]\n'
+            f'instance_group [ {{ kind: KIND_CPU, count: {INSTANCES.get(name, 1)} }} ]\n'
             f'dynamic_batching {{ max_queue_delay_microseconds: {QUEUE_DELAY_US.get(name, 2000)} }}\n'
             f'parameters [\n{ps}\n]\n')
 
