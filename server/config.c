@@ -73,6 +73,8 @@ static const key_def keys[] = {
     {"shm_mode", KEY_STRING, FIELD(shm_mode), 0, 0},
     {"backend", KEY_BACKEND, FIELD(backend), 0, 0},
     {"decode_on_gpu", KEY_GPU_DECODE, FIELD(decode_on_gpu), 0, 0},
+    {"cuda_devices", KEY_STRING, FIELD(cuda_devices), 1, 0},
+    {"cuda_sync", KEY_STRING, FIELD(cuda_sync), 0, 0},
     {"cpu_workers", KEY_INT, FIELD(cpu_workers), 0, 1024},
     {"max_batch_size", KEY_INT, FIELD(max_batch_size), 1, 4096},
     {"max_queue_delay_us", KEY_INT, FIELD(max_queue_delay_us), 0, 10000000},
@@ -124,6 +126,7 @@ void config_defaults(cp_config *cfg)
     cfg->shm_lease_ttl_ms = 30000;
     snprintf(cfg->shm_mode, sizeof cfg->shm_mode, "%s", "0600");
     cfg->backend = BACKEND_AUTO;
+    snprintf(cfg->cuda_sync, sizeof cfg->cuda_sync, "%s", "auto");
     cfg->cpu_workers = 0;
     cfg->max_batch_size = 32;
     cfg->max_queue_delay_us = 0;
@@ -567,6 +570,35 @@ done:
 
 /* ---- cross-key validation ------------------------------------------------------------------ */
 
+/* cuda_devices: "", "all" or distinct device numbers 0..63 separated by commas; cuda_sync: one
+ * of four words. (Whether a device exists is checked when the CUDA backend starts.) */
+static bool validate_cuda_keys(const cp_config *cfg, cp_error *err)
+{
+    const char *s = cfg->cuda_devices;
+    if (s[0] && strcmp(s, "all")) {
+        bool seen[64] = {false};
+        for (const char *p = s;;) {
+            int d = 0, digits = 0;
+            while (isdigit((unsigned char)*p) && digits < 3)
+                d = d * 10 + (*p++ - '0'), digits++;
+            if (!digits || d > 63 || seen[d] || (*p && *p != ','))
+                return cp_fail(err, CP_ERR_CONFIG,
+                               "cuda_devices: expected \"all\" or distinct CUDA device numbers "
+                               "0..63 separated by commas such as \"0,2\", got \"%.40s\"", s);
+            seen[d] = true;
+            if (!*p)
+                break;
+            p++;
+        }
+    }
+    static const char *const syncs[] = {"auto", "spin", "yield", "blocking"};
+    for (size_t i = 0; i < sizeof syncs / sizeof syncs[0]; i++)
+        if (!strcmp(cfg->cuda_sync, syncs[i]))
+            return true;
+    return cp_fail(err, CP_ERR_CONFIG, "cuda_sync: expected \"auto\", \"spin\", \"yield\" or "
+                   "\"blocking\", got \"%.40s\"", cfg->cuda_sync);
+}
+
 bool config_validate(const cp_config *cfg, cp_error *err)
 {
     for (int i = 0; i < cfg->n_preferred_batch_sizes; i++) {
@@ -592,7 +624,7 @@ bool config_validate(const cp_config *cfg, cp_error *err)
                        cfg->staging_bytes, need);
     if (cfg->max_body_bytes == 0)
         return cp_fail(err, CP_ERR_CONFIG, "max_body_bytes: must be > 0");
-    return true;
+    return validate_cuda_keys(cfg, err);
 }
 
 /* ---- files, environment, flags ------------------------------------------------------------ */
@@ -750,6 +782,10 @@ bool config_load(cp_config *cfg, int argc, char **argv, char **envp, bool *want_
             env_config = eq + 1;
             continue;
         }
+#ifdef CLIPPREP_CUDA_EMULATION
+        if (len > 4 && strncmp(suffix, "EMU_", 4) == 0)
+            continue; /* the emulated engine's fault injection (kernels/emu_faults.h) */
+#endif
         if (!env_key(suffix, len))
             return cp_fail(err, CP_ERR_CONFIG,
                            "unknown environment variable %.*s (see docs/configuration.md)",
@@ -773,6 +809,9 @@ bool config_load(cp_config *cfg, int argc, char **argv, char **envp, bool *want_
         const char *suffix = *e + strlen(ENV_PREFIX);
         size_t len = (size_t)(eq - suffix);
         if (len == 6 && strncmp(suffix, "CONFIG", 6) == 0) continue;
+#ifdef CLIPPREP_CUDA_EMULATION
+        if (len > 4 && strncmp(suffix, "EMU_", 4) == 0) continue;
+#endif
         const key_def *k = env_key(suffix, len);
         if (!k) continue; /* cannot happen: checked above */
         char where[96];

@@ -48,6 +48,10 @@ typedef struct {
                                   hybrid JPEG decode (entropy decoding on the CPU, the rest on
                                   the GPU) wherever the CUDA backend runs; "on" refuses to
                                   start without it */
+    char cuda_devices[128];    /* "cuda_devices", default "" = every visible GPU; else "0,2"
+                                  (CUDA device numbers, one worker each) */
+    char cuda_sync[16];        /* "cuda_sync", default "auto": how a thread waiting for a batch
+                                  waits: "auto" | "spin" | "yield" | "blocking" (sleeps) */
     int cpu_workers;           /* "cpu_workers", default 0 = one per online core */
     int max_batch_size;        /* "max_batch_size", default 32 */
     int max_queue_delay_us;    /* "max_queue_delay_us", default 0 on purpose: CPU never waits */

@@ -76,6 +76,25 @@ static enum MHD_Result answer_status(request *r, cp_status st, const char *messa
 
 static bool authorized(const server_ctx *srv, struct MHD_Connection *conn, route_id route);
 
+static int gpus_lost(const server_ctx *srv)
+{
+    return srv->exec ? atomic_load(&srv->exec->gpus_lost) : 0;
+}
+
+/* Liveness: 503 once a GPU was taken out (docs/gpu.md): only a new process gets a new CUDA
+ * context, so the orchestrator should restart us; SIGTERM drains first. */
+static enum MHD_Result answer_healthz(request *r)
+{
+    int lost = gpus_lost(r->srv);
+    if (lost == 0)
+        return answer_json(r, 200, "{\"status\":\"ok\"}");
+    char body[160];
+    snprintf(body, sizeof body, "{\"status\":\"gpu_lost\",\"gpus_lost\":%d}", lost);
+    return answer_json(r, 503, body);
+}
+
+/* Readiness: the daemon answers correctly (a lost GPU's work goes to healthy GPUs or the CPU
+ * path), so it stays ready until it drains. */
 static enum MHD_Result answer_readyz(request *r)
 {
     server_ctx *srv = r->srv;
@@ -85,10 +104,11 @@ static enum MHD_Result answer_readyz(request *r)
     char body[512];
     snprintf(body, sizeof body,
              "{\"ready\":%s,\"backend\":\"%s\",\"device\":\"%s\",\"workers\":%d,"
-             "\"draining\":%s,\"queue_depth\":%d}",
+             "\"draining\":%s,\"queue_depth\":%d,\"gpus_lost\":%d}",
              ready ? "true" : "false", srv->exec ? srv->exec->backend : "none",
              srv->exec ? srv->exec->device : "", srv->exec ? srv->exec->workers : 0,
-             atomic_load(&srv->draining) ? "true" : "false", queue_depth(&srv->queue));
+             atomic_load(&srv->draining) ? "true" : "false", queue_depth(&srv->queue),
+             gpus_lost(srv));
     return answer_json(r, ready ? 200 : 503, body);
 }
 
@@ -198,7 +218,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         switch (r->route) {
         case ROUTE_HEALTHZ:
-            return get ? answer_json(r, 200, "{\"status\":\"ok\"}")
+            return get ? answer_healthz(r)
                        : answer_status(r, CP_ERR_METHOD_NOT_ALLOWED, "use GET", "GET, HEAD");
         case ROUTE_READYZ:
             return get ? answer_readyz(r)

@@ -75,8 +75,8 @@ static executor *start_executor(server_ctx *srv, cp_error *err)
             if (bytes > max_slot)
                 max_slot = bytes;
         }
-        executor *e = executor_cuda_create(&srv->queue, cfg, srv->tables, srv->profiles.count * REF_COUNT,
-                                           max_slot, &srv->ready, &cuda_err);
+        executor *e = executor_cuda_create(&srv->queue, cfg, srv->tables,
+                                           srv->profiles.count * REF_COUNT, max_slot, &cuda_err);
         if (e)
             return e;
         if (cfg->backend == BACKEND_CUDA) {
@@ -99,7 +99,8 @@ static executor *start_executor(server_ctx *srv, cp_error *err)
 }
 
 /* CUDA backend: the shm pool is registered as pinned memory (D2H lands in it directly), and
- * format=cuda_ipc gets a device buffer on GPU 0, exported once, with slots and leases. */
+ * format=cuda_ipc gets a device buffer on the first used GPU, exported once, with slots and
+ * leases. */
 static void start_ipc_pool(server_ctx *srv)
 {
     const cp_config *cfg = srv->cfg;
@@ -124,16 +125,19 @@ static void start_ipc_pool(server_ctx *srv)
     }
 #ifdef CLIPPREP_WITH_CUDA
     char cerr[256] = "";
-    srv->ipc_device = 0;
-    srv->ipc_base = cuda_ipc_pool_create(0, cfg->cuda_ipc_bytes, srv->ipc_handle, cerr, sizeof cerr);
+    srv->ipc_device = srv->exec->ipc_device;
+    srv->ipc_base = cuda_ipc_pool_create(srv->ipc_device, cfg->cuda_ipc_bytes, srv->ipc_handle,
+                                         cerr, sizeof cerr);
     cp_error err = {0};
+    char pool_name[32];
+    snprintf(pool_name, sizeof pool_name, "cuda:%d", srv->ipc_device);
     if (srv->ipc_base)
-        srv->ipc_pool = shm_pool_create_external("cuda:0", srv->ipc_base, cfg->cuda_ipc_bytes,
+        srv->ipc_pool = shm_pool_create_external(pool_name, srv->ipc_base, cfg->cuda_ipc_bytes,
                                                  cfg->shm_slot_bytes,
                                                  (uint64_t)cfg->shm_lease_ttl_ms, &err);
     if (!srv->ipc_pool) {
         snprintf(srv->ipc_error, sizeof srv->ipc_error, "%s", cerr[0] ? cerr : err.message);
-        cuda_ipc_pool_free(0, srv->ipc_base);
+        cuda_ipc_pool_free(srv->ipc_device, srv->ipc_base);
         srv->ipc_base = NULL;
         char esc[300];
         json_escape(srv->ipc_error, esc, sizeof esc);

@@ -41,6 +41,7 @@ static atomic_ullong request_counts[N_ROUTES][N_STATUSES + 1]; /* last: any othe
 static atomic_ullong images_total;
 static atomic_ullong pinned_bytes;
 static atomic_ullong hybrid_counts[JPEG_HYBRID_REASONS];
+static atomic_ullong gpu_failures[2], gpu_redone, gpus_lost;
 
 void metrics_observe(metric_hist h, double value)
 {
@@ -81,6 +82,15 @@ void metrics_count_hybrid_decode(int reason)
     if (reason >= 0 && reason < JPEG_HYBRID_REASONS)
         atomic_fetch_add_explicit(&hybrid_counts[reason], 1, memory_order_relaxed);
 }
+
+void metrics_count_gpu_failure(int sticky, int images_redone)
+{
+    atomic_fetch_add_explicit(&gpu_failures[sticky != 0], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&gpu_redone, (unsigned long long)images_redone,
+                              memory_order_relaxed);
+}
+
+void metrics_count_gpu_lost(void) { atomic_fetch_add(&gpus_lost, 1); }
 
 typedef struct {
     char *s;
@@ -156,6 +166,20 @@ char *metrics_render(const char *version, const char *backend, int queue_depth, 
         put(&b, "clipprep_gpu_decode_images_total{result=\"%s\"} %llu\n",
             jpeg_hybrid_reason_name((jpeg_hybrid_reason)r),
             (unsigned long long)atomic_load(&hybrid_counts[r]));
+    put(&b, "# HELP clipprep_gpu_failures_total Failed GPU launches, copies or waits (CUDA "
+            "backend); sticky=\"true\": the CUDA context was lost\n"
+            "# TYPE clipprep_gpu_failures_total counter\n"
+            "clipprep_gpu_failures_total{sticky=\"false\"} %llu\n"
+            "clipprep_gpu_failures_total{sticky=\"true\"} %llu\n",
+        (unsigned long long)atomic_load(&gpu_failures[0]),
+        (unsigned long long)atomic_load(&gpu_failures[1]));
+    put(&b, "# HELP clipprep_gpu_redone_images_total Images of failed GPU batches redone on the "
+            "CPU path\n# TYPE clipprep_gpu_redone_images_total counter\n"
+            "clipprep_gpu_redone_images_total %llu\n",
+        (unsigned long long)atomic_load(&gpu_redone));
+    put(&b, "# HELP clipprep_gpus_lost GPUs taken out of service (/healthz answers 503)\n"
+            "# TYPE clipprep_gpus_lost gauge\nclipprep_gpus_lost %llu\n",
+        (unsigned long long)atomic_load(&gpus_lost));
     for (int h = 0; h < HIST_COUNT; h++) {
         histogram *m = &hists[h];
         put(&b, "# HELP %s %s\n# TYPE %s histogram\n", m->name, m->help, m->name);

@@ -26,6 +26,10 @@ void metrics_set_memory_budget(uint64_t used, uint64_t peak, uint64_t limit);
 /* Hybrid JPEG decode (CUDA backend): one image decoded on the GPU (JPEG_HYBRID_OK) or the
  * jpeg_hybrid_reason it took the CPU decoder for. */
 void metrics_count_hybrid_decode(int reason);
+/* GPU failures (docs/gpu.md): a failed launch/copy/wait (sticky: the context was lost), the
+ * images of failed batches redone on the CPU path, and a GPU taken out of service. */
+void metrics_count_gpu_failure(int sticky, int images_redone);
+void metrics_count_gpu_lost(void);
 
 /* Renders the exposition text into a malloc'd string; the caller supplies the gauges. */
 char *metrics_render(const char *version, const char *backend, int queue_depth, int inflight,

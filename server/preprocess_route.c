@@ -334,6 +334,8 @@ static void place_output(request *r, uint8_t *base)
             r->protocol == PROTO_V1
                 ? r->fmt == OUT_CUDA_IPC || (r->fmt == OUT_SHM && r->srv->shm_pinned)
                 : r->region_on_device;
+        r->jobs[i].out_device =
+            r->protocol == PROTO_V1 ? r->fmt == OUT_CUDA_IPC : r->region_on_device;
     }
 }
 

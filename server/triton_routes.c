@@ -217,6 +217,10 @@ static enum MHD_Result register_cuda_region(request *r, shm_regions *rs, const c
     void *ptr = cuda_ipc_open(device, handle, cerr, sizeof cerr);
     if (!ptr)
         return v2_error(r, 400, "Unable to open cuda shared memory region '%s': %s", name, cerr);
+    if (!cuda_region_check(device, ptr, bytes, cerr, sizeof cerr)) { /* as Triton does */
+        cuda_ipc_close(device, ptr);
+        return v2_error(r, 400, "cuda shared memory region '%s': %s", name, cerr);
+    }
     cp_error err = {0};
     if (!shm_regions_register_device(rs, name, ptr, bytes, device, cuda_ipc_close, &err))
         return v2_error(r, 400, "%s", err.message);
