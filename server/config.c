@@ -154,7 +154,7 @@ void config_defaults(cp_config *cfg)
     cfg->memory_budget_bytes = 1024 * MIB;
     cfg->max_json_output_bytes = 64 * MIB;
     cfg->max_request_pixels = 1000000000;
-    cfg->max_json_body_bytes = 1 * MIB;
+    cfg->max_json_body_bytes = 64 * 1024;
     cfg->allow_client_shm = false;
     cfg->client_shm_key_prefix[0] = '\0';
     cfg->max_connections_per_ip = 0;

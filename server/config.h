@@ -80,7 +80,7 @@ typedef struct {
                                   /v2 JSON answers (estimated before any work) */
     long long max_request_pixels; /* "max_request_pixels", default 1e9: sum of width x height
                                   of one request's images (from their headers) */
-    size_t max_json_body_bytes; /* "max_json_body_bytes", default 1 MiB: the JSON part of a /v2
+    size_t max_json_body_bytes; /* "max_json_body_bytes", default 64 KiB: the JSON part of a /v2
                                   infer body and a register body */
     bool allow_client_shm;     /* "allow_client_shm", default false: /v2 shared-memory register
                                   (system and CUDA) is refused unless true, as Triton's

@@ -140,16 +140,19 @@ bool shm_regions_register(shm_regions *rs, const char *name, const char *key, ui
                        "shared memory key not allowed (client_shm_key_prefix)");
     /* The client learns only "unable to open" (no errno, no size): the log has the rest. */
     int fd = shm_open(key, O_RDWR, 0);
+    char kesc[600]; /* (valid_key: no characters that need escaping, but be sure) */
+    json_escape(key, kesc, sizeof kesc);
     if (fd < 0) {
-        log_event(LOG_WARN, "shm register: cannot open", "\"key_len\":%zu,\"errno\":%d",
-                  strlen(key), errno);
+        log_event(LOG_WARN, "shm register: cannot open", "\"key\":\"%s\",\"error\":\"%s\"",
+                  kesc, strerror(errno));
         return cp_fail(err, CP_ERR_BAD_REQUEST, "unable to open shared memory region '%s'", name);
     }
     struct stat st;
     bool stat_ok = fstat(fd, &st) == 0;
     if (!stat_ok || is_reserved(rs, key, &st)) {
         close(fd);
-        log_event(LOG_WARN, "shm register: refused a key of the daemon's own", NULL);
+        log_event(LOG_WARN, "shm register: refused a key of the daemon's own",
+                  "\"key\":\"%s\"", kesc);
         return cp_fail(err, CP_ERR_BAD_REQUEST, "unable to open shared memory region '%s'", name);
     }
     if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < offset + byte_size ||

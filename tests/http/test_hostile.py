@@ -513,4 +513,11 @@ def test_errors_toward_clients_do_not_name_server_objects(daemon_factory):
     path.unlink()  # a key that does not exist: no errno text, no key echoed
     r = _register(d, name, key, 4096)
     assert r.status_code == 400 and key not in r.text and "No such file" not in r.text, r.text
+    for _ in range(100):  # ...while the operator's log has the details
+        if any(rec.get("msg") == "shm register: cannot open" and rec.get("key") == key and
+               "No such file" in rec.get("error", "") for rec in d.log_records()):
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the refused register is not detailed in the log")
     alive(d)
