@@ -99,6 +99,16 @@ static const key_def keys[] = {
     {"max_connections_per_ip", KEY_INT, FIELD(max_connections_per_ip), 0, 65536},
     {"header_timeout_s", KEY_INT, FIELD(header_timeout_s), 1, 86400},
     {"response_timeout_s", KEY_INT, FIELD(response_timeout_s), 1, 86400},
+    {"fetch_enabled", KEY_BOOL, FIELD(fetch_enabled), 0, 1},
+    {"fetch_allow_hosts", KEY_STRING, FIELD(fetch_allow_hosts), 1, 0},
+    {"fetch_allow_private", KEY_BOOL, FIELD(fetch_allow_private), 0, 1},
+    {"fetch_max_bytes", KEY_SIZE, FIELD(fetch_max_bytes), 1, (long long)SIZE_LIMIT},
+    {"fetch_max_request_bytes", KEY_SIZE, FIELD(fetch_max_request_bytes), 1, (long long)SIZE_LIMIT},
+    {"fetch_timeout_ms", KEY_INT, FIELD(fetch_timeout_ms), 1, 3600000},
+    {"fetch_request_timeout_ms", KEY_INT, FIELD(fetch_request_timeout_ms), 1, 3600000},
+    {"fetch_max_redirects", KEY_INT, FIELD(fetch_max_redirects), 0, 20},
+    {"fetch_concurrency", KEY_INT, FIELD(fetch_concurrency), 1, 1024},
+    {"cache_bytes", KEY_SIZE, FIELD(cache_bytes), 0, (long long)SIZE_LIMIT},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -150,6 +160,12 @@ void config_defaults(cp_config *cfg)
     cfg->max_connections_per_ip = 0;
     cfg->header_timeout_s = 10;
     cfg->response_timeout_s = 60;
+    cfg->fetch_max_bytes = 16 * MIB;
+    cfg->fetch_max_request_bytes = 64 * MIB;
+    cfg->fetch_timeout_ms = 10000;
+    cfg->fetch_request_timeout_ms = 30000;
+    cfg->fetch_max_redirects = 3;
+    cfg->fetch_concurrency = 8;
 }
 
 const char *backend_kind_name(backend_kind b)

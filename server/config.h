@@ -90,6 +90,19 @@ typedef struct {
     int max_connections_per_ip; /* "max_connections_per_ip", default 0 (no limit) */
     int header_timeout_s;      /* "header_timeout_s", default 10: request line + headers */
     int response_timeout_s;    /* "response_timeout_s", default 60: sending one answer */
+    /* JSON input: URL fetching (fetch.h has the policy) and the content cache */
+    bool fetch_enabled;        /* "fetch_enabled", default false: {"url": "http(s)://..."} items */
+    char fetch_allow_hosts[1024]; /* "fetch_allow_hosts", default "" (any host): comma-separated
+                                  names, "*.example.com" for subdomains */
+    bool fetch_allow_private;  /* "fetch_allow_private", default false: loopback, private and
+                                  link-local addresses may be fetched */
+    size_t fetch_max_bytes;    /* "fetch_max_bytes", default 16 MiB per fetched image */
+    size_t fetch_max_request_bytes; /* "fetch_max_request_bytes", default 64 MiB per request */
+    int fetch_timeout_ms;      /* "fetch_timeout_ms", default 10000 per fetch (redirects too) */
+    int fetch_request_timeout_ms; /* "fetch_request_timeout_ms", default 30000 per request */
+    int fetch_max_redirects;   /* "fetch_max_redirects", default 3 */
+    int fetch_concurrency;     /* "fetch_concurrency", default 8: fetch threads (fetches at once) */
+    size_t cache_bytes;        /* "cache_bytes", default 0 (off): content cache budget */
 } cp_config;
 
 void config_defaults(cp_config *cfg);

@@ -15,6 +15,8 @@
 #include <webp/decode.h>
 #include <microhttpd.h>
 
+#include "content_cache.h"
+#include "fetch.h"
 #include "log.h"
 #include "server.h"
 #include "shm_pool.h"
@@ -236,6 +238,14 @@ int main(int argc, char **argv, char **envp)
     } else {
         snprintf(srv.shm_error, sizeof srv.shm_error, "disabled (shm_bytes is 0)");
     }
+    if (cfg.fetch_enabled && !(srv.fetcher = fetcher_create(&cfg, &err))) {
+        fprintf(stderr, "clipprepd: %s\n", err.message);
+        return 2;
+    }
+    if (cfg.cache_bytes > 0 && !(srv.cache = content_cache_create(cfg.cache_bytes))) {
+        fprintf(stderr, "clipprepd: cache_bytes: out of memory\n");
+        return 1;
+    }
     srv.regions = shm_regions_create();
     srv.cuda_regions = shm_regions_create();
     shm_regions_set_prefix(srv.regions, cfg.client_shm_key_prefix);
@@ -279,8 +289,13 @@ int main(int argc, char **argv, char **envp)
     queue_close(&srv.queue);
     srv.exec->ops->stop(srv.exec);
     end_shm_waits(&srv); /* none can be left suspended when MHD stops */
+    /* Fetches still running end within their time caps; each resumes its request, which is
+     * then answered 503 (draining): no connection stays suspended. */
+    fetcher_destroy(srv.fetcher);
+    srv.fetcher = NULL;
     drain(&srv, 5);
     http_stop(&srv);
+    content_cache_destroy(srv.cache);
     srv.exec->ops->destroy(srv.exec);
     queue_destroy(&srv.queue);
 #ifdef CLIPPREP_WITH_CUDA

@@ -12,6 +12,8 @@ typedef enum {
     HIST_DECODE_SECONDS,      /* clipprep_decode_seconds (per image) */
     HIST_COMPUTE_SECONDS,     /* clipprep_compute_seconds (per image on CPU, per batch on GPU) */
     HIST_BATCH_SIZE,          /* clipprep_batch_size */
+    HIST_FETCH_SECONDS,       /* clipprep_fetch_seconds (per URL fetched, redirects included) */
+    HIST_ANSWER_SECONDS,      /* clipprep_answer_seconds (building a /v1/preprocess response) */
     HIST_COUNT
 } metric_hist;
 
@@ -30,6 +32,11 @@ void metrics_count_hybrid_decode(int reason);
  * images of failed batches redone on the CPU path, and a GPU taken out of service. */
 void metrics_count_gpu_failure(int sticky, int images_redone);
 void metrics_count_gpu_lost(void);
+
+/* URL fetches by result ("ok" or the error code) and the content cache's counters. */
+void metrics_count_fetch(const char *result);
+void metrics_set_cache(uint64_t hits, uint64_t misses, uint64_t evictions, uint64_t entries,
+                       uint64_t bytes);
 
 /* Renders the exposition text into a malloc'd string; the caller supplies the gauges. */
 char *metrics_render(const char *version, const char *backend, int queue_depth, int inflight,

@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "kserve.h"
 #include "multipart.h"
+#include "preprocess_input.h"
 #include "shm_pool.h"
 #include "shm_regions.h"
 #include "request.h"
@@ -56,6 +57,7 @@ void request_unref(request *r)
         free(r->kreq);
     }
     shm_region_put(r->region);
+    preprocess_input_free(r->input);
     pthread_mutex_destroy(&r->mu);
     free(r->body);
     free(r->jobs);
@@ -290,6 +292,8 @@ enum MHD_Result preprocess_body_complete(request *r)
     bool exif = false;
     if (parse_params(r, &exif) != MHD_YES || atomic_load(&r->state) == REQ_ANSWERED)
         return MHD_YES;
+    if (preprocess_input_is_json(r)) /* also when back from its URL fetches */
+        return preprocess_input_json(r, exif);
     if (r->len == 0)
         return answer_error(r, CP_ERR_BAD_REQUEST,
                             "empty request body: send an image, or multipart/form-data");
@@ -305,7 +309,8 @@ enum MHD_Result preprocess_body_complete(request *r)
     for (int i = 0; i < n; i++)
         images[i] = (image_ref){parts[i].data, parts[i].len};
     free(parts);
-    enum MHD_Result ret = n < 0 ? answer_cp_error(r, &err, -1) : request_start(r, images, n, exif);
+    enum MHD_Result ret =
+        n < 0 ? answer_cp_error(r, &err, -1) : preprocess_input_start(r, images, n, exif);
     free(images);
     return ret;
 }
@@ -315,8 +320,10 @@ static void accept_and_suspend(request *r)
 {
     atomic_store(&r->state, REQ_PROCESSING);
     atomic_fetch_add(&r->refs, 1);
-    r->accepted = true;
-    atomic_fetch_add(&r->srv->inflight, 1); /* until the answer is sent (http.c on_completed) */
+    if (!r->accepted) { /* (already counted while its URLs were fetched) */
+        r->accepted = true;
+        atomic_fetch_add(&r->srv->inflight, 1); /* until the answer is sent (http.c on_completed) */
+    }
     MHD_suspend_connection(r->conn);
 }
 
@@ -328,8 +335,8 @@ static void place_output(request *r, uint8_t *base)
     const profile *p = r->prof;
     size_t slot = (size_t)3 * p->out_height * p->out_width * tensor_dtype_size(r->dtype);
     r->out_ptr = base;
-    for (int i = 0; i < r->n_images; i++) {
-        r->jobs[i].out = base + slot * (size_t)i;
+    for (int i = 0; i < r->n_jobs; i++) {
+        r->jobs[i].out = base + slot * (size_t)r->jobs[i].index;
         r->jobs[i].out_direct =
             r->protocol == PROTO_V1
                 ? r->fmt == OUT_CUDA_IPC || (r->fmt == OUT_SHM && r->srv->shm_pinned)
@@ -337,18 +344,27 @@ static void place_output(request *r, uint8_t *base)
         r->jobs[i].out_device =
             r->protocol == PROTO_V1 ? r->fmt == OUT_CUDA_IPC : r->region_on_device;
     }
+    for (int i = 0; i < r->n_images; i++) { /* the content cache's hits (never device memory) */
+        const uint8_t *hit = preprocess_input_cached(r, i);
+        if (hit)
+            memcpy(base + slot * (size_t)i, hit, slot);
+    }
 }
 
 /* Queues the jobs of an accepted (suspended) request; on a full queue it fails the request. */
 static void queue_jobs(request *r)
 {
     server_ctx *srv = r->srv;
-    if (!queue_reserve(&srv->queue, r->n_images)) {
+    if (r->n_jobs == 0) { /* every image came from the content cache */
+        finish_request(r);
+        return;
+    }
+    if (!queue_reserve(&srv->queue, r->n_jobs)) {
         cp_fail(&r->err, CP_ERR_OVERLOADED, "queue full (queue_capacity reached); retry later");
         finish_request(r);
         return;
     }
-    queue_push_reserved(&srv->queue, r->jobs, r->n_images);
+    queue_push_reserved(&srv->queue, r->jobs, r->n_jobs);
 }
 
 static void shm_granted(void *ctx, const shm_lease *lease)
@@ -415,9 +431,12 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
     }
     const profile *p = r->prof;
     decode_options dopt = {.apply_orientation = exif, .max_scans = cfg->max_scans};
+    int m = 0; /* jobs to queue: the images the content cache does not answer */
     long long request_pixels = 0;
     for (int i = 0; i < n; i++) {
-        job *j = &r->jobs[i];
+        if (preprocess_input_cached(r, i))
+            continue;
+        job *j = &r->jobs[m++];
         if (!decode_read_header(images[i].data, images[i].len, &j->hdr, &err))
             return request_answer_error(r, &err, i);
         long long pixels = (long long)j->hdr.width * j->hdr.height;
@@ -438,7 +457,8 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
             return request_answer_error(r, &err, i);
     }
     r->n_images = n;
-    r->remaining = n;
+    r->n_jobs = m;
+    r->remaining = m;
     size_t tensor = (size_t)n * 3 * p->out_height * p->out_width * tensor_dtype_size(r->dtype);
     if (atomic_load(&srv->draining)) {
         cp_fail(&err, CP_ERR_UNAVAILABLE, "shutting down");
@@ -494,7 +514,7 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
         place_output(r, r->out_buf + r->out_prefix);
     }
 
-    if (!queue_reserve(&srv->queue, n)) {
+    if (!queue_reserve(&srv->queue, m)) {
         if (r->lease_id[0])
             shm_pool_release(r->lease_pool, r->lease_id);
         r->lease_id[0] = '\0';
@@ -503,7 +523,10 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
     }
     /* Suspend before the jobs can complete, so the resume always finds us suspended. */
     accept_and_suspend(r);
-    queue_push_reserved(&srv->queue, r->jobs, n);
+    if (m == 0) /* every image came from the content cache */
+        finish_request(r);
+    else
+        queue_push_reserved(&srv->queue, r->jobs, m);
     return MHD_YES;
 }
 
@@ -531,6 +554,7 @@ static void add_tensor_headers(request *r, struct MHD_Response *resp, const char
     MHD_add_response_header(resp, "X-Tensor-Shape", shape);
     MHD_add_response_header(resp, "X-Tensor-Dtype", tensor_dtype_name(r->dtype));
     MHD_add_response_header(resp, "X-Preprocess-Mode", r->fast ? "fast" : "exact");
+    preprocess_input_headers(r, resp);
 }
 
 static void base64(const unsigned char *in, size_t n, char *out)
@@ -630,7 +654,10 @@ static void build_response(request *r)
 
 static void finish_request(request *r)
 {
+    uint64_t t0 = monotonic_ns();
     build_response(r);
+    if (r->protocol == PROTO_V1)
+        metrics_observe_ns(HIST_ANSWER_SECONDS, monotonic_ns() - t0);
     atomic_store(&r->state, REQ_READY);
     MHD_resume_connection(r->conn);
     request_unref(r);
@@ -639,6 +666,10 @@ static void finish_request(request *r)
 void job_complete(job *j, const cp_error *err)
 {
     request *r = j->req;
+    /* (a job skipped because a sibling failed also completes without error: not stored) */
+    if (!err && r->input && !atomic_load(&r->failed))
+        preprocess_input_job_done(r, j->index, j->out, (size_t)3 * r->prof->out_height *
+                                  r->prof->out_width * tensor_dtype_size(r->dtype));
     pthread_mutex_lock(&r->mu);
     if (err && (r->err_index < 0 || j->index < r->err_index)) {
         r->err = *err;

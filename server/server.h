@@ -13,6 +13,8 @@
 #include "queue.h"
 
 struct MHD_Daemon;
+struct fetcher;
+struct content_cache;
 
 typedef struct server_ctx {
     const cp_config *cfg;
@@ -30,6 +32,8 @@ typedef struct server_ctx {
     char ipc_error[256];       /* why ipc_pool is NULL */
     struct shm_regions *regions; /* /v2 client-registered system shm regions */
     struct shm_regions *cuda_regions; /* /v2 client-registered CUDA regions (CUDA backend) */
+    struct fetcher *fetcher;   /* URL fetch pool, NULL unless fetch_enabled */
+    struct content_cache *cache; /* tensor cache, NULL unless cache_bytes > 0 */
     struct MHD_Daemon *daemon;
     int port;                  /* the bound port */
     atomic_bool ready;         /* /readyz: engine started and not draining */

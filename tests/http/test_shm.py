@@ -302,7 +302,7 @@ def test_failed_request_takes_no_lease(daemon_factory):
     d = daemon_factory(shm_config())
     assert_error(post_shm(d, b"not an image"), 415, "unsupported_format")
     # a batch whose second image is refused fails as a whole, before or after room was taken
-    assert_error(post_shm(d, [images.get(A).data, b"GIF89a not supported"]), 415,
+    assert_error(post_shm(d, [images.get(A).data, b"P6 not supported"]), 415,
                  "unsupported_format", index=1)
     truncated = images.get(A).data[: len(images.get(A).data) // 2]
     assert_error(post_shm(d, [images.get(B).data, truncated]), 400, "invalid_image", index=1)

@@ -597,7 +597,7 @@ TEST(shipped_config_has_every_key_with_defaults)
             }
         }
         CHECK_EQ_INT(cJSON_GetArraySize(file), keys);
-        CHECK_EQ_INT(keys, 43); /* 32 + the 9 of issue #13 + cuda_devices, cuda_sync (#15) */
+        CHECK_EQ_INT(keys, 53); /* 32 + the 9 of issue #13 + cuda_devices, cuda_sync (#15) + the 10 of #17 */
     }
     cJSON_Delete(file);
     cJSON_Delete(all);
