@@ -140,8 +140,13 @@ enum MHD_Result triton_first_call(request *r)
         }
     }
     if ((!strcmp(seg[0], "systemsharedmemory") || !strcmp(seg[0], "cudasharedmemory"))) {
-        if (is_post(r))
-            return MHD_YES; /* register/unregister: JSON body follows */
+        if (is_post(r)) { /* register/unregister: a small JSON body follows */
+            const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                         "Content-Length");
+            if (cl && strtoull(cl, NULL, 10) > r->srv->cfg->max_json_body_bytes)
+                return v2_error(r, 400, "request body too large (max_json_body_bytes)");
+            return MHD_YES;
+        }
         bool cuda = seg[0][0] == 'c';
         if (is_get(r) && ((n == 2 && !strcmp(seg[1], "status")) ||
                           (n == 4 && !strcmp(seg[1], "region") && !strcmp(seg[3], "status")))) {
@@ -302,13 +307,13 @@ static enum MHD_Result infer(request *r)
     const char *hl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                  "Inference-Header-Content-Length");
     cp_error err = {0};
-    /* The JSON part is parsed into a tree ~40x its size: it stays small (images go as binary
-     * data after it), and that tree is reserved in the memory budget while it exists. */
+    /* The JSON part is parsed into a tree up to ~50x its size: it stays small (images go as
+     * binary data after it), and that tree is reserved in the memory budget while it exists. */
     unsigned long long json_len = hl ? strtoull(hl, NULL, 10) : r->len;
     if (json_len > cfg->max_json_body_bytes)
         return v2_error(r, 400, "the JSON part of the request is larger than max_json_body_bytes "
                                 "(%zu): send images as binary data", cfg->max_json_body_bytes);
-    size_t parse_bytes = (size_t)json_len * 40;
+    size_t parse_bytes = json_parse_cost(r->body, json_len < r->len ? (size_t)json_len : r->len);
     if (!mem_budget_reserve(&r->srv->budget, parse_bytes)) {
         cp_fail(&err, CP_ERR_OVERLOADED, "memory budget in use by other requests; retry later");
         return request_answer_error(r, &err, -1);
