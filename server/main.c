@@ -16,6 +16,7 @@
 #include <microhttpd.h>
 
 #include "log.h"
+#include "profile_import.h"
 #include "server.h"
 #include "shm_pool.h"
 #include "shm_regions.h"
@@ -52,6 +53,7 @@ static bool build_tables(server_ctx *srv, cp_error *err)
     for (int i = 0; i < srv->profiles.count; i++) {
         const profile *p = &srv->profiles.items[i];
         normalize_table_build(&srv->tables[i], p->rescale_factor, p->mean, p->std);
+        memcpy(srv->tables[i].fill, p->fill, sizeof p->fill);
     }
     return true;
 }
@@ -160,6 +162,9 @@ int main(int argc, char **argv, char **envp)
     static server_ctx srv;
     cp_error err = {0};
     bool want_help = false, want_version = false;
+
+    /* `clipprepd profile import PATH`: a tool, not the server (server/profile_import.c) */
+    if (argc >= 2 && strcmp(argv[1], "profile") == 0) return profile_cli_main(argc, argv);
 
     if (!config_load(&cfg, argc, argv, envp, &want_help, &want_version, &err)) {
         fprintf(stderr, "clipprepd: %s\n", err.message);
