@@ -138,7 +138,7 @@ static bool parse_resize(const cJSON *root, profile *p, cp_error *err)
     if ((se ? 1 : 0) + (le ? 1 : 0) + ((h || w) ? 1 : 0) > 1)
         return cp_fail(err, CP_ERR_CONFIG,
                        "key \"resize\": give one of shortest_edge, longest_edge, or height and "
-                       "width");
+                       "width, not both");
     if (ka && !(h || w))
         return cp_fail(err, CP_ERR_CONFIG,
                        "key \"resize.keep_aspect\": only with height and width");
