@@ -40,8 +40,10 @@ PY       := $(VENV)/bin/python
 PYTEST   := $(PY) -m pytest -q -p no:cacheprovider
 VENV_REF := .venv-ref
 PYTEST_REF := $(VENV_REF)/bin/python -m pytest -q -p no:cacheprovider
+VENV_TRITON := .venv-triton
+PYTEST_TRITON := $(VENV_TRITON)/bin/python -m pytest -q -p no:cacheprovider
 
-.PHONY: all deps run test unit venv venv-ref test-reference test-http test-parity test-gpu test-asan test-emu fuzz \
+.PHONY: all deps run test unit venv venv-ref venv-triton triton-backend test-triton test-reference test-http test-parity test-gpu test-asan test-emu fuzz \
         fuzz-replay bench clean test-container
 all: $(BIN)/clipprepd $(BIN)/pipeline-bench \
      $(if $(filter 1,$(CUDA)),$(BIN)/tests/gpu_parity $(BIN)/tests/ipc_reader $(BIN)/tests/ipc_owner)
@@ -50,7 +52,7 @@ deps:
 	bash scripts/install-deps.sh
 
 # Coefficients and tables must not use fused multiply-add (spec A.10).
-$(BUILD)/kernels/coeffs.o $(BUILD)/kernels/normalize.o: CFLAGS += -ffp-contract=off
+$(BUILD)/kernels/coeffs.o $(BUILD)/kernels/normalize.o $(BUILD)/server/native_mode.o: CFLAGS += -ffp-contract=off
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -106,6 +108,31 @@ $(VENV_REF)/.installed: tests/requirements-ref.txt
 	$(VENV_REF)/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements-ref.txt
 	touch $@
 
+# A real tritonserver 2.51 with its Python backend (nvidia-pytriton), tritonclient[http,grpc],
+# numpy < 2 for Python-backend models (tests/requirements-triton.txt): tests/triton.
+venv-triton: $(VENV_TRITON)/.installed
+$(VENV_TRITON)/.installed: tests/requirements-triton.txt
+	bash scripts/install-deps.sh --triton-tests
+	python3 -m venv $(VENV_TRITON)
+	$(VENV_TRITON)/bin/python -m pip install -q --disable-pip-version-check -r tests/requirements-triton.txt
+	touch $@
+
+# libtriton_clipprep.so (triton/): the engine as a Triton backend, in Triton's backend layout
+# with the profiles next to it. The engine is linked in statically, built position-independent
+# (CPU path); only the TRITONBACKEND_* entry points are exported (triton/exports.map).
+TRITON_LIB := $(BIN)/triton/clipprep/libtriton_clipprep.so
+triton-backend:
+	$(MAKE) CUDA=0 BUILD=build/triton SAN=-fPIC $(TRITON_LIB)
+$(TRITON_LIB): $(wildcard triton/*.c triton/*.h) triton/exports.map $(LIB) $(wildcard config/profiles/*.json)
+	@mkdir -p $(dir $@)profiles
+	$(CC) $(CPPFLAGS) $(CFLAGS) -shared $(filter %.c,$^) $(LIB) -o $@ $(LDLIBS) \
+	    -Wl,--version-script=triton/exports.map
+	rm -f $(dir $@)profiles/*.json && cp config/profiles/*.json $(dir $@)profiles/
+
+# The sidecar flow and the backend in a real tritonserver (tests/triton).
+test-triton: all triton-backend venv-triton
+	$(PYTEST_TRITON) tests/triton --daemon-bin $(abspath $(BIN))/clipprepd
+
 unit: $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
@@ -134,6 +161,7 @@ test: deps
 	$(MAKE) venv venv-ref
 	$(PYTEST) tests/http tests/parity
 	$(PYTEST_REF) tests/reference
+	$(MAKE) test-triton
 	$(MAKE) test-emu
 	$(MAKE) test-asan
 

@@ -9,6 +9,13 @@
 
 typedef enum { FILTER_BICUBIC = 0, FILTER_BILINEAR } resample_filter;
 
+/* Whose weights: Pillow's (22-bit fixed point, spec A.4) or torchvision's antialiased uint8
+ * resize (PyTorch UpSampleKernel: int16 weights whose precision is chosen per axis from the
+ * largest weight). Torchvision's weights are stored shifted up to 22 bits, which leaves every
+ * sum, bias and shift of the kernels exactly the same: (sum(px*w) + 2^(p-1)) >> p equals
+ * (sum(px*(w<<(22-p))) + 2^21) >> 22 for p <= 22. So one set of kernel bodies serves both. */
+typedef enum { COEFF_PILLOW = 0, COEFF_TORCHVISION } coeff_kind;
+
 #define RESAMPLE_PRECISION_BITS 22
 
 /* Coefficients for output indices [first, first+count) of a resize n_in -> n_out along one
@@ -18,6 +25,7 @@ typedef struct {
     int n_in, n_out;     /* the full resize */
     int first, count;    /* the kept window of outputs */
     int ksize;           /* stride of k */
+    coeff_kind kind;
     int *bounds;         /* 2*count ints: lo, taps */
     int32_t *k;          /* count*ksize fixed-point weights (unused taps 0) */
     int borrowed;        /* 1 + cache slot when shared from the per-thread cache (freeing it
@@ -27,9 +35,17 @@ typedef struct {
 const char *resample_filter_name(resample_filter f); /* "bicubic" | "bilinear" */
 bool resample_filter_parse(const char *name, resample_filter *f);
 
+/* Pillow's normalised double weights of output i (precompute_coeffs before fixed point; the
+ * 16-bit and float resamplers use them as they are): returns the tap count, w needs
+ * axis_pillow_ksize() doubles. */
+int axis_pillow_ksize(int n_in, int n_out, resample_filter filter);
+int axis_pillow_weights(int n_in, int n_out, int i, resample_filter filter, int *lo, double *w);
+
 /* Returns false only on allocation failure or invalid sizes. */
 bool axis_coeffs_build(axis_coeffs *c, int n_in, int n_out, int first, int count,
                        resample_filter filter);
+bool axis_coeffs_build_kind(axis_coeffs *c, int n_in, int n_out, int first, int count,
+                            resample_filter filter, coeff_kind kind);
 void axis_coeffs_free(axis_coeffs *c);
 
 /* Like axis_coeffs_build, from a small per-thread cache keyed by every argument: images of the
@@ -37,6 +53,8 @@ void axis_coeffs_free(axis_coeffs *c);
  * thread (it releases the shared entry). */
 bool axis_coeffs_cached(axis_coeffs *c, int n_in, int n_out, int first, int count,
                         resample_filter filter);
+bool axis_coeffs_cached_kind(axis_coeffs *c, int n_in, int n_out, int first, int count,
+                             resample_filter filter, coeff_kind kind);
 
 /* Frees the calling thread's unreferenced cache entries (call before a worker thread exits). */
 void axis_coeffs_cache_clear(void);

@@ -20,6 +20,23 @@ void normalize_table_build(normalize_table *t, double rescale, const double mean
     memset(t->fill, 0, sizeof t->fill);
 }
 
+void normalize_table_build_fused(normalize_table *t, double rescale, const double mean[3],
+                                 const double std[3])
+{
+    volatile float k = (float)(1.0 / rescale); /* Python float 1/rescale, a float32 scalar */
+    for (int c = 0; c < 3; c++) {
+        volatile float m0 = (float)mean[c], s0 = (float)std[c];
+        volatile float m = m0 * k, s = s0 * k;
+        for (int u = 0; u < 256; u++) {
+            volatile float d = (float)u - m;
+            volatile float y = d / s;
+            t->f32[c][u] = y;
+            t->f16[c][u] = float_to_half(y);
+        }
+    }
+    memset(t->fill, 0, sizeof t->fill);
+}
+
 uint16_t float_to_half(float f)
 {
     uint32_t x;

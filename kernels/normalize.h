@@ -15,6 +15,10 @@ typedef struct {
 /* x = f32(f64(u) * rescale); y = (x - f32(mean)) / f32(std), each op in float32. */
 void normalize_table_build(normalize_table *t, double rescale, const double mean[3],
                            const double std[3]);
+/* transformers 5's fused rescale+normalise (torchvision backend):
+ * m = f32(f32(mean) * f32(1/rescale)), s likewise; y = (f32(u) - m) / s in float32. */
+void normalize_table_build_fused(normalize_table *t, double rescale, const double mean[3],
+                                 const double std[3]);
 
 uint16_t float_to_half(float f); /* round to nearest even, overflow to inf, NaN kept */
 float half_to_float(uint16_t h);

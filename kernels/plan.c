@@ -9,6 +9,14 @@ static int min_int(int a, int b) { return a < b ? a : b; }
 bool resize_plan_build(resize_plan *p, int src_w, int src_h, int resized_w, int resized_h,
                        int top, int left, int out_w, int out_h, resample_filter filter)
 {
+    return resize_plan_build_kind(p, src_w, src_h, resized_w, resized_h, top, left, out_w, out_h,
+                                  filter, COEFF_PILLOW);
+}
+
+bool resize_plan_build_kind(resize_plan *p, int src_w, int src_h, int resized_w, int resized_h,
+                            int top, int left, int out_w, int out_h, resample_filter filter,
+                            coeff_kind kind)
+{
     memset(p, 0, sizeof *p);
     if (src_w <= 0 || src_h <= 0 || resized_w <= 0 || resized_h <= 0 || out_w <= 0 || out_h <= 0)
         return false;
@@ -33,7 +41,7 @@ bool resize_plan_build(resize_plan *p, int src_w, int src_h, int resized_w, int 
     p->need_v = resized_h != src_h;
 
     if (p->need_h) {
-        if (!axis_coeffs_cached(&p->h, src_w, resized_w, p->x0, p->x1 - p->x0, filter))
+        if (!axis_coeffs_cached_kind(&p->h, src_w, resized_w, p->x0, p->x1 - p->x0, filter, kind))
             goto fail;
         axis_coeffs_source_range(&p->h, &p->src_x0, &p->src_x1);
     } else {
@@ -41,7 +49,7 @@ bool resize_plan_build(resize_plan *p, int src_w, int src_h, int resized_w, int 
         p->src_x1 = p->x1;
     }
     if (p->need_v) {
-        if (!axis_coeffs_cached(&p->v, src_h, resized_h, p->y0, p->y1 - p->y0, filter))
+        if (!axis_coeffs_cached_kind(&p->v, src_h, resized_h, p->y0, p->y1 - p->y0, filter, kind))
             goto fail;
         axis_coeffs_source_range(&p->v, &p->src_y0, &p->src_y1);
     } else {

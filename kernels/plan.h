@@ -25,6 +25,10 @@ typedef struct {
 /* Returns false on allocation failure or nonsensical sizes. */
 bool resize_plan_build(resize_plan *p, int src_w, int src_h, int resized_w, int resized_h,
                        int top, int left, int out_w, int out_h, resample_filter filter);
+/* The same with the weights of `kind` (Pillow's or torchvision's, coeffs.h). */
+bool resize_plan_build_kind(resize_plan *p, int src_w, int src_h, int resized_w, int resized_h,
+                            int top, int left, int out_w, int out_h, resample_filter filter,
+                            coeff_kind kind);
 void resize_plan_free(resize_plan *p);
 
 /* Bytes of the horizontal-pass output the plan needs. */

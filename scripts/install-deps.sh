@@ -19,6 +19,11 @@ if [[ -r /etc/os-release ]] && . /etc/os-release && [[ ${ID:-} == ubuntu ]]; the
 fi
 
 if [[ ${1:-} == --runtime ]]; then pkgs=("${runtime_pkgs[@]}"); else pkgs=("${build_pkgs[@]}"); fi
+# --triton-tests (make venv-triton): the Triton Python backend's stub embeds libpython of the
+# Python that runs tests/triton.
+if [[ ${1:-} == --triton-tests ]]; then
+  pkgs=("libpython$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')")
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -19,6 +19,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "reference.h"
+
 #ifndef CLIPPREP_VERSION
 #define CLIPPREP_VERSION "0.0.0"
 #endif
@@ -82,6 +84,7 @@ static const key_def keys[] = {
     {"max_scans", KEY_INT, FIELD(max_scans), 0, 1000000},
     {"profiles_dir", KEY_PATH, FIELD(profiles_dir), 0, 0},
     {"default_profile", KEY_STRING, FIELD(default_profile), 0, 0},
+    {"default_reference", KEY_STRING, FIELD(default_reference), 0, 0},
     {"log_level", KEY_LOG_LEVEL, FIELD(log_level), 0, 0},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
@@ -122,6 +125,7 @@ void config_defaults(cp_config *cfg)
     cfg->max_scans = 256;
     snprintf(cfg->profiles_dir, sizeof cfg->profiles_dir, "%s", "config/profiles");
     snprintf(cfg->default_profile, sizeof cfg->default_profile, "%s", "clip-224");
+    snprintf(cfg->default_reference, sizeof cfg->default_reference, "%s", "transformers4");
     cfg->log_level = LOG_INFO;
 }
 
@@ -264,6 +268,10 @@ static bool store_string(cp_config *cfg, const key_def *k, const char *where, co
                                "%s: a profile name uses only letters, digits, '-', '_', '.'",
                                where);
     }
+    reference_id ref;
+    if (k->offset == offsetof(cp_config, default_reference) && !reference_parse(v, &ref))
+        return cp_fail(err, CP_ERR_CONFIG, "%s: expected one of %s, got \"%.40s\"", where,
+                       reference_names_list(), v);
     return true;
 }
 

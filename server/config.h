@@ -64,6 +64,8 @@ typedef struct {
     char profiles_dir[1024];   /* "profiles_dir", default "config/profiles"; relative paths in a
                                   config file are taken relative to that file's directory */
     char default_profile[64];  /* "default_profile", default "clip-224" */
+    char default_reference[32]; /* "default_reference": the reference for profiles that name
+                                  none, default "transformers4" (reference.h) */
     /* logging */
     log_level log_level;       /* "log_level": "debug" | "info" | "warn" | "error", default info */
 } cp_config;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "decode_internal.h"
+#include "native_mode.h"
 
 static const uint8_t PNG_MAGIC[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 static const uint8_t JPEG_MAGIC[3] = {0xff, 0xd8, 0xff};
@@ -95,6 +96,13 @@ static int scale_of(const image_header *hdr, const decode_options *opt)
 
 void decode_output_size(const image_header *hdr, const decode_options *opt, int *w, int *h)
 {
+    if (opt && opt->native.on) {
+        if (w)
+            *w = opt->native.out_w;
+        if (h)
+            *h = opt->native.out_h;
+        return;
+    }
     int ow = hdr ? hdr->width : 0, oh = hdr ? hdr->height : 0;
     if (hdr) {
         int d = scale_of(hdr, opt);
@@ -211,6 +219,8 @@ bool decode_rgb(const uint8_t *data, size_t len, const image_header *hdr,
         return cp_fail(err, CP_ERR_INTERNAL, "decode_rgb: missing header or output buffer");
     if (hdr->width <= 0 || hdr->height <= 0)
         return cp_fail(err, CP_ERR_INTERNAL, "decode_rgb: header has no dimensions");
+    if (opt && opt->native.on)
+        return native_decode_resize(data, len, hdr, opt, dst, dst_size, err);
 
     int scale = scale_of(hdr, opt);
     size_t w = ((size_t)hdr->width + (size_t)scale - 1) / (size_t)scale;
@@ -235,6 +245,7 @@ bool decode_rgb(const uint8_t *data, size_t len, const image_header *hdr,
     if (orientation < 1 || orientation > 8)
         orientation = 1;
     int max_scans = opt ? opt->max_scans : 0;
+    bool white = opt && opt->alpha_onto_white && hdr->has_alpha;
 
     uint8_t *target = dst, *tmp = NULL;
     if (orientation >= 5) {
@@ -254,8 +265,8 @@ bool decode_rgb(const uint8_t *data, size_t len, const image_header *hdr,
                                 target, err);
         break;
     }
-    case IMAGE_FORMAT_PNG: ok = decode_png_pixels(data, len, hdr, target, err); break;
-    case IMAGE_FORMAT_WEBP: ok = decode_webp_pixels(data, len, hdr, target, err); break;
+    case IMAGE_FORMAT_PNG: ok = decode_png_pixels(data, len, hdr, white, target, err); break;
+    case IMAGE_FORMAT_WEBP: ok = decode_webp_pixels(data, len, hdr, white, target, err); break;
     default: ok = cp_fail(err, CP_ERR_INTERNAL, "decode_rgb: unknown format"); break;
     }
 

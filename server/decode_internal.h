@@ -49,13 +49,27 @@ bool decode_jpeg_header(const uint8_t *data, size_t len, image_header *hdr, cp_e
 bool decode_jpeg_pixels(const uint8_t *data, size_t len, const image_header *hdr, int max_scans,
                         int scale_denom, jpeg_region *region, uint8_t *dst, cp_error *err);
 
+/* 4-component JPEG in Pillow's own CMYK mode (open_clip resizes in it): 4 bytes per pixel,
+ * the samples inverted as Pillow's "CMYK;I" reads them; whole image, full size. */
+bool decode_jpeg_cmyk(const uint8_t *data, size_t len, const image_header *hdr, int max_scans,
+                      uint8_t *dst, cp_error *err);
+
 bool decode_png_header(const uint8_t *data, size_t len, image_header *hdr, cp_error *err);
-bool decode_png_pixels(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
-                       cp_error *err);
+bool decode_png_pixels(const uint8_t *data, size_t len, const image_header *hdr,
+                       bool alpha_onto_white, uint8_t *dst, cp_error *err);
+/* Pillow's own mode instead of RGB (open_clip resizes in it): RGBA or LA as 4 bytes per pixel
+ * R,G,B,A (L,L,L,A); 16-bit gray as 2 bytes per pixel, big-endian. Other layouts: error. */
+typedef enum { PNG_NATIVE_NONE = 0, PNG_NATIVE_RGBA, PNG_NATIVE_GRAY16 } png_native_out;
+bool decode_png_native(const uint8_t *data, size_t len, const image_header *hdr,
+                       png_native_out raw, uint8_t *dst, cp_error *err);
+
+/* RGBA as Pillow opens an alpha WebP (open_clip resizes in RGBA), 4 bytes per pixel. */
+bool decode_webp_rgba(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
+                      cp_error *err);
 
 bool decode_webp_header(const uint8_t *data, size_t len, image_header *hdr, cp_error *err);
-bool decode_webp_pixels(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
-                        cp_error *err);
+bool decode_webp_pixels(const uint8_t *data, size_t len, const image_header *hdr,
+                        bool alpha_onto_white, uint8_t *dst, cp_error *err);
 
 /* Pillow's CMYK -> RGB (Convert.c cmyk2rgb) for one pixel of *Pillow's* CMYK values; the same
  * body the hybrid GPU decode runs. */

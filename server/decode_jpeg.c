@@ -96,6 +96,7 @@ typedef struct {
     int max_scans;
     int scale_denom; /* 1 = full size */
     jpeg_region *region; /* NULL = whole image */
+    bool cmyk_out;       /* 4-component files: Pillow's CMYK (inverted samples), 4 bytes/px */
 } jpeg_job;
 
 static void job_init(jpeg_job *j, const uint8_t *data, size_t len)
@@ -131,6 +132,7 @@ static int header_run(jpeg_job *j, image_header *hdr, cp_error *err)
     hdr->height = (int)j->cinfo.image_height;
     hdr->orientation = orientation_from_markers(&j->cinfo);
     hdr->jpeg_blocks = 0;
+    hdr->native = j->cinfo.num_components == 4 ? NATIVE_CMYK : NATIVE_AS_RGB;
     for (int c = 0; c < j->cinfo.num_components; c++)
         hdr->jpeg_blocks += (int64_t)j->cinfo.comp_info[c].width_in_blocks *
                             j->cinfo.comp_info[c].height_in_blocks;
@@ -447,6 +449,11 @@ static int pixels_run(jpeg_job *j, const image_header *hdr, uint8_t *dst, cp_err
                     r[3 * x] = r[3 * x + 1] = r[3 * x + 2] = v;
                 }
             }
+        } else if (ncomp == 4 && j->cmyk_out) {
+            const uint8_t *s = j->cmyk_row;
+            uint8_t *o = dst + y * w * 4;
+            for (size_t x = 0; x < (size_t)w * 4; x++) /* "CMYK;I" */
+                o[x] = (uint8_t)(255u - s[x]);
         } else if (ncomp == 4 && y >= plan.conv_y0 && y < plan.conv_y1) {
             const uint8_t *s = j->cmyk_row;
             uint8_t *o = dst + y * stride + (size_t)xoff * 3;
@@ -479,5 +486,15 @@ bool decode_jpeg_pixels(const uint8_t *data, size_t len, const image_header *hdr
         region->dec_x0 = region->dec_y0 = 0;
         region->dec_x1 = region->dec_y1 = 0;
     }
+    return finish(&job, pixels_run(&job, hdr, dst, err), err);
+}
+
+bool decode_jpeg_cmyk(const uint8_t *data, size_t len, const image_header *hdr, int max_scans,
+                      uint8_t *dst, cp_error *err)
+{
+    jpeg_job job;
+    job_init(&job, data, len);
+    job.max_scans = max_scans;
+    job.cmyk_out = true;
     return finish(&job, pixels_run(&job, hdr, dst, err), err);
 }

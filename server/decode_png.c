@@ -9,6 +9,11 @@
  *   palette 1/2/4/8 bit -> PLTE lookup; indices past the PLTE are black (as in Pillow);
  *                  tRNS ignored
  *   tRNS colour keys, gAMA/iCCP/sRGB/sBIT/bKGD: ignored (no colour management)
+ * With alpha_onto_white (transformers 5: convert("RGBA") then alpha_composite on white):
+ *   gray+alpha, RGBA -> composited (16 bit: high bytes, as Pillow's ;16B unpackers)
+ *   palette + tRNS   -> each entry composited with its tRNS alpha (255 past the tRNS list)
+ *   gray/RGB + tRNS  -> Pillow's colour key on the converted 8-bit pixel: equal to the key's
+ *                       low bytes (Pillow masks each key value with 0xff) -> white
  *   Adam7 interlacing supported.
  *
  * libpng only strips 16->8 (high byte) and alpha channels and unpacks sub-byte pixels, so every
@@ -37,6 +42,7 @@
 
 #include <png.h>
 
+#include "alpha.h"
 #include "decode_internal.h"
 #include "exif.h"
 
@@ -179,7 +185,7 @@ bool decode_png_header(const uint8_t *data, size_t len, image_header *hdr, cp_er
     meta_ref exif = {NULL, 0, 0};
     const uint8_t *xmp = NULL;
     size_t xmp_len = 0;
-    bool seen_idat = false, fctl_before_idat = false, actl_bad = false;
+    bool seen_idat = false, fctl_before_idat = false, actl_bad = false, trns = false;
     uint32_t actl_frames = 0; /* 0: no (valid) acTL */
     bool animated = false;
 
@@ -241,6 +247,8 @@ bool decode_png_header(const uint8_t *data, size_t len, image_header *hdr, cp_er
                 actl_bad = true; /* Pillow: "Invalid APNG", uses the default image */
             else
                 actl_frames = n;
+        } else if (memcmp(type, "tRNS", 4) == 0 && !seen_idat) {
+            trns = true; /* Pillow: info["transparency"] */
         } else if (memcmp(type, "eXIf", 4) == 0) {
             exif = (meta_ref){body, clen, 1};
         } else if (memcmp(type, "tEXt", 4) == 0 || memcmp(type, "iTXt", 4) == 0) {
@@ -296,6 +304,11 @@ bool decode_png_header(const uint8_t *data, size_t len, image_header *hdr, cp_er
     hdr->width = (int)w;
     hdr->height = (int)h;
     hdr->orientation = orientation_resolve(exif_value, xmp_value);
+    hdr->has_alpha = (ctype & 4) != 0 || (trns && ctype != 4 && ctype != 6);
+    hdr->native = ctype == 3 || (ctype == 0 && depth == 1) ? NATIVE_NEAREST
+                  : ctype == 0 && depth == 16            ? NATIVE_GRAY16
+                  : (ctype & 4)                          ? NATIVE_RGBA
+                                                         : NATIVE_AS_RGB;
     return true;
 }
 
@@ -311,8 +324,23 @@ typedef struct {
     size_t w, h;
     int ctype, depth, passes, npal;
     png_colorp pal;
+    /* alpha_onto_white */
+    bool white;
+    bool keep_alpha;      /* gray+alpha / RGBA rows carry their alpha */
+    uint8_t *rgba;        /* RGBA rows (4 bytes per pixel do not fit a dst row): one row, or
+                             the whole image when interlaced */
+    bool key_on;          /* gray/RGB tRNS colour key */
+    uint8_t key[3];
+    png_color wpal[256];  /* palette entries composited with their tRNS alpha */
+    png_native_out raw;   /* PNG_NATIVE_RGBA / _GRAY16: Pillow's own mode, not RGB */
     char msg[200];
 } png_ctx;
+
+/* Bytes per pixel of dst rows. */
+static size_t dst_bpp(const png_ctx *c)
+{
+    return c->raw == PNG_NATIVE_RGBA ? 4 : c->raw == PNG_NATIVE_GRAY16 ? 2 : 3;
+}
 
 static void on_png_error(png_structp png, png_const_charp msg)
 {
@@ -406,10 +434,78 @@ static void widen_row(uint8_t *row, size_t w, int ctype, int depth, const png_co
     }
 }
 
+/* Row y is complete: make it RGB in dst (widening, and the alpha_onto_white rules). */
+static void finish_row(const png_ctx *c, size_t y)
+{
+    if (c->raw == PNG_NATIVE_GRAY16)
+        return; /* big-endian samples as stored */
+    if (c->raw == PNG_NATIVE_RGBA) {
+        uint8_t *row = c->dst + y * c->w * 4;
+        if (c->ctype == PNG_COLOR_TYPE_GRAY_ALPHA) /* L,A -> L,L,L,A back to front */
+            for (size_t x = c->w; x-- > 0;) {
+                uint8_t l = row[2 * x], a = row[2 * x + 1];
+                row[4 * x] = row[4 * x + 1] = row[4 * x + 2] = l;
+                row[4 * x + 3] = a;
+            }
+        return;
+    }
+    uint8_t *row = c->dst + y * c->w * 3;
+    if (c->keep_alpha && c->ctype == PNG_COLOR_TYPE_RGB_ALPHA) {
+        const uint8_t *src = c->rgba + (c->passes > 1 ? y * c->w * 4 : 0);
+        rgba_over_white(src, row, c->w);
+        return;
+    }
+    if (c->keep_alpha) { /* gray+alpha, 2 bytes per pixel, widened in place back to front */
+        for (size_t x = c->w; x-- > 0;) {
+            uint8_t v = alpha_over_white(row[2 * x], row[2 * x + 1]);
+            row[3 * x] = row[3 * x + 1] = row[3 * x + 2] = v;
+        }
+        return;
+    }
+    widen_row(row, c->w, c->ctype, c->depth, c->pal, c->npal);
+    if (c->key_on)
+        for (size_t x = 0; x < c->w; x++) {
+            uint8_t *px = row + 3 * x;
+            if (px[0] == c->key[0] && px[1] == c->key[1] && px[2] == c->key[2])
+                px[0] = px[1] = px[2] = 255; /* alpha 0 composited: the white background */
+        }
+}
+
 static void widen_all(const png_ctx *c)
 {
     for (size_t y = 0; y < c->h; y++)
-        widen_row(c->dst + y * c->w * 3, c->w, c->ctype, c->depth, c->pal, c->npal);
+        finish_row(c, y);
+}
+
+/* alpha_onto_white: reads tRNS (after png_read_info) into the palette or the colour key. */
+static void setup_transparency(png_structp png, png_infop info, png_ctx *c)
+{
+    png_bytep trans_alpha = NULL;
+    int num_trans = 0;
+    png_color_16p trans_color = NULL;
+    if (c->ctype & PNG_COLOR_MASK_ALPHA) {
+        c->keep_alpha = true;
+        return;
+    }
+    if (!png_get_tRNS(png, info, &trans_alpha, &num_trans, &trans_color))
+        return;
+    if (c->ctype == PNG_COLOR_TYPE_PALETTE && c->pal) {
+        for (int i = 0; i < c->npal && i < 256; i++) {
+            unsigned a = i < num_trans && trans_alpha ? trans_alpha[i] : 255;
+            c->wpal[i].red = alpha_over_white(c->pal[i].red, a);
+            c->wpal[i].green = alpha_over_white(c->pal[i].green, a);
+            c->wpal[i].blue = alpha_over_white(c->pal[i].blue, a);
+        }
+        c->pal = c->wpal;
+    } else if (trans_color && c->ctype == PNG_COLOR_TYPE_GRAY) {
+        c->key_on = true;
+        c->key[0] = c->key[1] = c->key[2] = (uint8_t)(trans_color->gray & 0xff);
+    } else if (trans_color && c->ctype == PNG_COLOR_TYPE_RGB) {
+        c->key_on = true;
+        c->key[0] = (uint8_t)(trans_color->red & 0xff);
+        c->key[1] = (uint8_t)(trans_color->green & 0xff);
+        c->key[2] = (uint8_t)(trans_color->blue & 0xff);
+    }
 }
 
 /* Everything that can longjmp. Returns 0 on success, 1 on a libpng error (ctx->msg),
@@ -422,8 +518,7 @@ static int png_run(png_structp png, png_infop info, png_ctx *c, const image_head
             if (c->passes > 1)
                 widen_all(c);
             else
-                widen_row(c->dst + (c->h - 1) * c->w * 3, c->w, c->ctype, c->depth, c->pal,
-                          c->npal);
+                finish_row(c, c->h - 1);
             return 0;
         }
         return 1;
@@ -433,8 +528,11 @@ static int png_run(png_structp png, png_infop info, png_ctx *c, const image_head
     png_set_user_limits(png, DECODE_MAX_SIDE, DECODE_MAX_SIDE);
     /* CRCs before IDAT were verified by decode_png_header; Pillow ignores the rest. */
     png_set_crc_action(png, PNG_CRC_QUIET_USE, PNG_CRC_QUIET_USE);
+    /* with alpha_onto_white tRNS is read (it is the list's last entry but one) */
     png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, IGNORED_CHUNKS,
                                 (int)(sizeof IGNORED_CHUNKS / 5));
+    if (c->white)
+        png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_AS_DEFAULT, (png_const_bytep) "tRNS", 1);
     png_set_read_user_chunk_fn(png, NULL, on_unknown_chunk);
     png_read_info(png, info);
 
@@ -454,18 +552,26 @@ static int png_run(png_structp png, png_infop info, png_ctx *c, const image_head
         c->npal = 0;
     }
 
+    if (c->raw == PNG_NATIVE_RGBA && !(ctype & PNG_COLOR_MASK_ALPHA))
+        return 2;
+    if (c->raw == PNG_NATIVE_GRAY16 && !(ctype == PNG_COLOR_TYPE_GRAY && depth == 16))
+        return 2;
+    if (c->white)
+        setup_transparency(png, info, c);
+    if (c->raw == PNG_NATIVE_RGBA)
+        c->keep_alpha = true;
     size_t bpp; /* bytes per pixel of the rows libpng hands us */
     if (depth < 8)
         png_set_packing(png);
     switch (ctype) {
     case PNG_COLOR_TYPE_GRAY: bpp = depth == 16 ? 2 : 1; break;
     case PNG_COLOR_TYPE_PALETTE: bpp = 1; break;
-    default: /* GRAY_ALPHA, RGB, RGB_ALPHA */
+    default: /* GRAY_ALPHA, RGB, RGB_ALPHA (16 bit: high bytes also in Pillow's own mode) */
         if (depth == 16)
             png_set_strip_16(png); /* high byte (truncating, like Pillow's ;16B unpackers) */
-        if (ctype & PNG_COLOR_MASK_ALPHA)
+        if ((ctype & PNG_COLOR_MASK_ALPHA) && !c->keep_alpha)
             png_set_strip_alpha(png);
-        bpp = (ctype & PNG_COLOR_MASK_COLOR) ? 3 : 1;
+        bpp = ((ctype & PNG_COLOR_MASK_COLOR) ? 3 : 1) + (c->keep_alpha ? 1 : 0);
         break;
     }
     c->passes = png_set_interlace_handling(png);
@@ -484,13 +590,15 @@ static int png_run(png_structp png, png_infop info, png_ctx *c, const image_head
     }
     c->rows_expected = expected;
 
-    const size_t stride = c->w * 3;
+    const size_t stride = c->w * dst_bpp(c);
+    bool rgba_rows = c->keep_alpha && ctype == PNG_COLOR_TYPE_RGB_ALPHA && !c->raw;
     for (int p = 0; p < c->passes; p++) {
         for (size_t y = 0; y < c->h; y++) {
-            uint8_t *row = c->dst + y * stride;
+            uint8_t *row = rgba_rows ? c->rgba + (c->passes > 1 ? y * c->w * 4 : 0)
+                                     : c->dst + y * stride;
             png_read_row(png, row, NULL);
             if (c->passes == 1)
-                widen_row(row, c->w, ctype, depth, c->pal, c->npal);
+                finish_row(c, y);
         }
     }
     if (c->passes > 1)
@@ -499,26 +607,52 @@ static int png_run(png_structp png, png_infop info, png_ctx *c, const image_head
     return 0;
 }
 
-bool decode_png_pixels(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
-                       cp_error *err)
+static bool png_decode(const uint8_t *data, size_t len, const image_header *hdr,
+                       bool alpha_onto_white, png_native_out raw, uint8_t *dst, cp_error *err);
+
+bool decode_png_pixels(const uint8_t *data, size_t len, const image_header *hdr,
+                       bool alpha_onto_white, uint8_t *dst, cp_error *err)
+{
+    return png_decode(data, len, hdr, alpha_onto_white, PNG_NATIVE_NONE, dst, err);
+}
+
+bool decode_png_native(const uint8_t *data, size_t len, const image_header *hdr,
+                       png_native_out raw, uint8_t *dst, cp_error *err)
+{
+    return png_decode(data, len, hdr, false, raw, dst, err);
+}
+
+static bool png_decode(const uint8_t *data, size_t len, const image_header *hdr,
+                       bool alpha_onto_white, png_native_out raw, uint8_t *dst, cp_error *err)
 {
     png_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.data = data;
     ctx.len = len;
     ctx.dst = dst;
+    ctx.white = alpha_onto_white;
+    ctx.raw = raw;
+    if (alpha_onto_white && hdr->has_alpha) {
+        /* RGBA rows: one row, or the whole image if interlaced (known only later: IHDR byte) */
+        const uint8_t *ih = data + 8;
+        bool interlaced = len > 8 + 8 + 13 && ih[8 + 12] == 1;
+        size_t rows = interlaced ? (size_t)hdr->height : 1;
+        ctx.rgba = malloc((size_t)hdr->width * 4 * rows);
+        if (!ctx.rgba)
+            return cp_fail(err, CP_ERR_OVERLOADED, "png: out of memory for the alpha rows");
+    }
 
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx, on_png_error,
                                              on_png_warning);
-    if (!png)
-        return cp_fail(err, CP_ERR_INTERNAL, "png: cannot create decoder");
-    png_infop info = png_create_info_struct(png);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!info) {
         png_destroy_read_struct(&png, NULL, NULL);
+        free(ctx.rgba);
         return cp_fail(err, CP_ERR_INTERNAL, "png: cannot create decoder");
     }
     int rc = png_run(png, info, &ctx, hdr);
     png_destroy_read_struct(&png, &info, NULL);
+    free(ctx.rgba);
     if (rc == 1)
         return cp_fail(err, CP_ERR_INVALID_IMAGE, "png: %s", ctx.msg[0] ? ctx.msg : "corrupt data");
     if (rc == 2)

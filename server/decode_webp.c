@@ -18,6 +18,7 @@
 #include <webp/decode.h>
 #include <webp/demux.h>
 
+#include "alpha.h"
 #include "decode_internal.h"
 #include "exif.h"
 
@@ -80,16 +81,21 @@ bool decode_webp_header(const uint8_t *data, size_t len, image_header *hdr, cp_e
         xmp_value = xmp_find_orientation(it.chunk.bytes, it.chunk.size);
         WebPDemuxReleaseChunkIterator(&it);
     }
+    /* Pillow's mode is RGBA iff the format flags say alpha (else RGBX -> RGB) */
+    bool alpha = (WebPDemuxGetI(dmux, WEBP_FF_FORMAT_FLAGS) & ALPHA_FLAG) != 0;
     WebPDemuxDelete(dmux);
 
+    hdr->has_alpha = alpha;
+    hdr->native = alpha ? NATIVE_RGBA : NATIVE_AS_RGB;
     hdr->width = (int)w;
     hdr->height = (int)h;
     hdr->orientation = orientation_resolve(exif_value, xmp_value);
     return true;
 }
 
-static bool decode_still(WebPDemuxer *dmux, const image_header *hdr, uint8_t *dst,
-                         cp_error *err)
+/* white: composite alpha onto white; rgba_out: dst holds RGBA (4 bytes per pixel). */
+static bool decode_still(WebPDemuxer *dmux, const image_header *hdr, bool white, bool rgba_out,
+                         uint8_t *dst, cp_error *err)
 {
     WebPIterator it;
     if (!WebPDemuxGetFrame(dmux, 1, &it))
@@ -104,24 +110,35 @@ static bool decode_still(WebPDemuxer *dmux, const image_header *hdr, uint8_t *ds
         WebPDemuxReleaseIterator(&it);
         return cp_fail(err, CP_ERR_INTERNAL, "webp: library version mismatch");
     }
-    size_t stride = (size_t)hdr->width * 3;
-    config.output.colorspace = MODE_RGB;
+    /* alpha onto white: RGBA (the animation decoder's mode) in a temporary, then composited */
+    size_t n = (size_t)hdr->width * (size_t)hdr->height;
+    uint8_t *rgba = white ? malloc(n * 4) : NULL;
+    if (white && !rgba) {
+        WebPDemuxReleaseIterator(&it);
+        return cp_fail(err, CP_ERR_OVERLOADED, "webp: out of memory for the alpha plane");
+    }
+    size_t stride = (size_t)hdr->width * (white || rgba_out ? 4 : 3);
+    config.output.colorspace = white || rgba_out ? MODE_RGBA : MODE_RGB;
     config.output.is_external_memory = 1;
-    config.output.u.RGBA.rgba = dst;
+    config.output.u.RGBA.rgba = white ? rgba : dst;
     config.output.u.RGBA.stride = (int)stride;
     config.output.u.RGBA.size = stride * (size_t)hdr->height;
     VP8StatusCode st = WebPDecode(it.fragment.bytes, it.fragment.size, &config);
     WebPFreeDecBuffer(&config.output); /* no-op for external memory, kept for symmetry */
     WebPDemuxReleaseIterator(&it);
+    bool ok = true;
     if (st != VP8_STATUS_OK)
-        return cp_fail(err, CP_ERR_INVALID_IMAGE, "webp: %s", status_text(st));
-    if (config.output.width != hdr->width || config.output.height != hdr->height)
-        return cp_fail(err, CP_ERR_INVALID_IMAGE, "webp: frame size differs from canvas size");
-    return true;
+        ok = cp_fail(err, CP_ERR_INVALID_IMAGE, "webp: %s", status_text(st));
+    else if (config.output.width != hdr->width || config.output.height != hdr->height)
+        ok = cp_fail(err, CP_ERR_INVALID_IMAGE, "webp: frame size differs from canvas size");
+    else if (white)
+        rgba_over_white(rgba, dst, n);
+    free(rgba);
+    return ok;
 }
 
 static bool decode_first_frame(const uint8_t *data, size_t len, const image_header *hdr,
-                               uint8_t *dst, cp_error *err)
+                               bool white, bool rgba_out, uint8_t *dst, cp_error *err)
 {
     WebPAnimDecoderOptions opts;
     if (!WebPAnimDecoderOptionsInit(&opts))
@@ -145,18 +162,40 @@ static bool decode_first_frame(const uint8_t *data, size_t len, const image_head
         return cp_fail(err, CP_ERR_INVALID_IMAGE, "webp: failed to decode the first frame");
     }
     size_t n = (size_t)hdr->width * (size_t)hdr->height;
-    for (size_t i = 0; i < n; i++) {
-        dst[3 * i] = buf[4 * i];
-        dst[3 * i + 1] = buf[4 * i + 1];
-        dst[3 * i + 2] = buf[4 * i + 2];
+    if (rgba_out) {
+        memcpy(dst, buf, n * 4);
+    } else if (white) {
+        rgba_over_white(buf, dst, n);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            dst[3 * i] = buf[4 * i];
+            dst[3 * i + 1] = buf[4 * i + 1];
+            dst[3 * i + 2] = buf[4 * i + 2];
+        }
     }
     WebPAnimDecoderDelete(dec);
     return true;
 }
 
-bool decode_webp_pixels(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
-                        cp_error *err)
+static bool webp_decode(const uint8_t *data, size_t len, const image_header *hdr, bool white,
+                        bool rgba_out, uint8_t *dst, cp_error *err);
+
+bool decode_webp_pixels(const uint8_t *data, size_t len, const image_header *hdr,
+                        bool alpha_onto_white, uint8_t *dst, cp_error *err)
 {
+    return webp_decode(data, len, hdr, alpha_onto_white, false, dst, err);
+}
+
+bool decode_webp_rgba(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
+                      cp_error *err)
+{
+    return webp_decode(data, len, hdr, false, true, dst, err);
+}
+
+static bool webp_decode(const uint8_t *data, size_t len, const image_header *hdr, bool white,
+                        bool rgba_out, uint8_t *dst, cp_error *err)
+{
+    bool alpha_onto_white = white;
     WebPDemuxer *dmux = demux_open(data, len, err);
     if (!dmux)
         return false;
@@ -164,9 +203,9 @@ bool decode_webp_pixels(const uint8_t *data, size_t len, const image_header *hdr
     bool ok;
     if (flags & ANIMATION_FLAG) {
         WebPDemuxDelete(dmux);
-        ok = decode_first_frame(data, len, hdr, dst, err);
+        ok = decode_first_frame(data, len, hdr, alpha_onto_white, rgba_out, dst, err);
     } else {
-        ok = decode_still(dmux, hdr, dst, err);
+        ok = decode_still(dmux, hdr, alpha_onto_white, rgba_out, dst, err);
         WebPDemuxDelete(dmux);
     }
     return ok;

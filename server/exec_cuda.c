@@ -250,10 +250,11 @@ static void launch_chunk(gpu_worker *ce, int si, job **jobs, int n)
                 s->uploads[n_uploads++] = (staging_range){s->src_off[i], bytes};
         }
         image_geometry g;
-        geometry_compute(j->prof, w, h, &g);
+        geometry_for_decode(j->prof, j->ref, &j->dopt, w, h, &g);
         resize_plan *p = &s->plans[d];
-        bool planned = resize_plan_build(p, w, h, g.resized_w, g.resized_h, g.top, g.left,
-                                         g.out_w, g.out_h, j->prof->filter);
+        bool planned = resize_plan_build_kind(p, w, h, g.resized_w, g.resized_h, g.top, g.left,
+                                              g.out_w, g.out_h, j->prof->filter,
+                                              reference_coeffs(j->ref));
         if (!planned || !batch_layout_add(&s->layout, p, s->src_off[i],
                                           (int)(j->table - ce->tables), (int)j->dtype)) {
             if (planned)
@@ -293,10 +294,10 @@ static bool slot_needs(const gpu_worker *ce, const job *j, size_t *staging, size
     int w, h;
     decode_output_size(&j->hdr, &j->dopt, &w, &h);
     image_geometry g;
-    geometry_compute(j->prof, w, h, &g);
+    geometry_for_decode(j->prof, j->ref, &j->dopt, w, h, &g);
     resize_plan p;
-    if (!resize_plan_build(&p, w, h, g.resized_w, g.resized_h, g.top, g.left, g.out_w, g.out_h,
-                           j->prof->filter))
+    if (!resize_plan_build_kind(&p, w, h, g.resized_w, g.resized_h, g.top, g.left, g.out_w,
+                                g.out_h, j->prof->filter, reference_coeffs(j->ref)))
         return false;
     *staging = align16((size_t)w * h * 3);
     *tmp = p.need_h ? align16(resize_plan_tmp_bytes(&p)) : 0;
@@ -350,8 +351,10 @@ static void run_batch(gpu_worker *ce, job **jobs, int n)
                 i++;
                 continue;
             }
-            if (!slot_needs(ce, j, &a, &b, &c, &d)) {
-                cpu_scratch scratch = {0}; /* rare: larger than a slot, exact on the CPU too */
+            if (job_vertical_first(j) || !slot_needs(ce, j, &a, &b, &c, &d)) {
+                /* rare: larger than a slot, or Pillow 13's vertical-first order; exact on the
+                   CPU path too */
+                cpu_scratch scratch = {0};
                 cp_error e = {0};
                 bool ok = process_cpu_path(ce, j, &scratch, &e);
                 cpu_scratch_free(&scratch);

@@ -34,6 +34,19 @@ static void fit_longest(const profile *p, int src_w, int src_h, int *out_w, int 
     *out_w = w < 1 ? 1 : (int)w;
 }
 
+int crop_offset_rounded(crop_rounding rounding, int resized, int crop)
+{
+    switch (rounding) {
+    case CROP_ROUND_HALF_EVEN: return crop_offset(CROP_HALF_EVEN, resized, crop);
+    case CROP_ROUND_TRUNC: {
+        /* int((L-c)/2.0); when padding, (c-L)//2 zero rows before, the odd one after */
+        int d = resized - crop;
+        return d >= 0 ? d / 2 : -((-d) / 2);
+    }
+    default: return crop_offset(CROP_FLOOR, resized, crop);
+    }
+}
+
 int fast_scale_denom(const profile *p, int src_w, int src_h, int factor)
 {
     int target = p->resize == RESIZE_EXACT
@@ -50,6 +63,26 @@ int fast_scale_denom(const profile *p, int src_w, int src_h, int factor)
         if ((shortside + d - 1) / d >= need)
             return d;
     return 1;
+}
+
+void geometry_for_decode(const profile *p, reference_id ref, const decode_options *opt, int w,
+                         int h, image_geometry *g)
+{
+    if (opt && opt->native.on) {
+        *g = (image_geometry){.resized_w = w, .resized_h = h, .out_w = w, .out_h = h};
+        return;
+    }
+    geometry_compute_ref(p, ref, w, h, g);
+}
+
+void geometry_compute_ref(const profile *p, reference_id ref, int src_w, int src_h,
+                          image_geometry *g)
+{
+    geometry_compute(p, src_w, src_h, g);
+    if (p->crop != CROP_NONE) {
+        g->top = crop_offset_rounded(reference_crop(ref), g->resized_h, p->crop_height);
+        g->left = crop_offset_rounded(reference_crop(ref), g->resized_w, p->crop_width);
+    }
 }
 
 void geometry_compute(const profile *p, int src_w, int src_h, image_geometry *g)

@@ -3,6 +3,7 @@
 #ifndef CLIPPREP_GEOMETRY_H
 #define CLIPPREP_GEOMETRY_H
 
+#include "decode.h"
 #include "profile.h"
 
 typedef struct {
@@ -12,6 +13,13 @@ typedef struct {
 } image_geometry;
 
 void geometry_compute(const profile *p, int src_w, int src_h, image_geometry *g);
+/* For a job: an identity geometry when the decoder already produced the final window
+ * (opt->native, native_mode.h), else geometry_compute_ref. */
+void geometry_for_decode(const profile *p, reference_id ref, const decode_options *opt, int w,
+                         int h, image_geometry *g);
+/* The same, with the crop origin rounded as reference `ref` rounds it (reference.h). */
+void geometry_compute_ref(const profile *p, reference_id ref, int src_w, int src_h,
+                          image_geometry *g);
 
 /* mode=fast: the largest JPEG scale denominator (8, 4, 2; else 1) that keeps the decoded short
  * side >= factor x the profile's target short side. */
@@ -19,5 +27,6 @@ int fast_scale_denom(const profile *p, int src_w, int src_h, int factor);
 
 /* The crop origin along one axis for a resized length and crop length (exposed for tests). */
 int crop_offset(crop_mode mode, int resized, int crop);
+int crop_offset_rounded(crop_rounding rounding, int resized, int crop);
 
 #endif

@@ -19,9 +19,9 @@
 #include "request.h"
 #include "shm_pool.h"
 
-const normalize_table *server_table_for(const server_ctx *srv, const profile *p)
+const normalize_table *server_table_for(const server_ctx *srv, const profile *p, reference_id ref)
 {
-    return &srv->tables[p - srv->profiles.items];
+    return &srv->tables[(p - srv->profiles.items) * REF_COUNT + ref];
 }
 
 static route_id route_for(const char *url)

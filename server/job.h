@@ -19,6 +19,7 @@ typedef struct job {
     image_header hdr;            /* read when the request was accepted */
     decode_options dopt;
     const profile *prof;
+    reference_id ref;            /* whose arithmetic (reference.h) */
     const normalize_table *table;
     tensor_dtype dtype;
     void *out;                   /* this image's 3*H*W slot in the request's output tensor */

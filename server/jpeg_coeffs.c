@@ -43,6 +43,8 @@ jpeg_hybrid_reason jpeg_hybrid_precheck(const image_header *hdr, const decode_op
         return JPEG_HYBRID_NOT_JPEG;
     if (opt && opt->scale_denom > 1)
         return JPEG_HYBRID_SCALED;
+    if (opt && opt->native.on)
+        return JPEG_HYBRID_LAYOUT; /* open_clip CMYK: resized in CMYK on the CPU */
     if ((uint64_t)hdr->jpeg_blocks > max_blocks)
         return JPEG_HYBRID_TOO_LARGE;
     return JPEG_HYBRID_OK;

@@ -252,6 +252,14 @@ static bool parse_request_params(const cJSON *params, bool *binary_output, kserv
         else
             return cp_fail(err, CP_ERR_BAD_REQUEST, "parameters.exif must be true/false or 0/1");
     }
+    const cJSON *ref = cJSON_GetObjectItemCaseSensitive(params, "reference");
+    if (ref) {
+        if (!cJSON_IsString(ref) || !ref->valuestring[0] ||
+            strlen(ref->valuestring) >= sizeof req->reference)
+            return cp_fail(err, CP_ERR_BAD_REQUEST,
+                           "parameters.reference must be a reference name (GET /v1/profiles)");
+        snprintf(req->reference, sizeof req->reference, "%s", ref->valuestring);
+    }
     return true; /* other parameters (priority, timeout, sequence_id, custom) are ignored */
 }
 

@@ -32,6 +32,7 @@ typedef struct kserve_request {
     uint64_t shm_offset;           /* .shared_memory_offset (default 0) */
     uint64_t shm_byte_size;        /* .shared_memory_byte_size (required with a region) */
     int exif;                      /* parameters.exif: -1 absent, 0 or 1 */
+    char reference[32];            /* parameters.reference: "" absent (checked by the route) */
 } kserve_request;
 
 /* Parses POST /v2/models/{m}/infer. header_length: the Inference-Header-Content-Length header

@@ -41,19 +41,26 @@ static void print_version(void)
     printf("libraries: libjpeg-turbo (libjpeg %d), libpng %s, libwebp %d.%d.%d, libmicrohttpd %s\n",
            JPEG_LIB_VERSION, PNG_LIBPNG_VER_STRING, (webp >> 16) & 0xff, (webp >> 8) & 0xff,
            webp & 0xff, MHD_get_version());
-    printf("reference: Pillow 11.3 resampler (8-bit, 22-bit fixed point), "
-           "transformers CLIPImageProcessor PIL path\n");
+    printf("references: transformers4 (Pillow 11.3 resampler, transformers 4 PIL path), "
+           "transformers5 (torchvision uint8 antialias), transformers5-pil (Pillow 13), "
+           "open_clip (Pillow 13, own-mode resize)\n");
 }
 
 static bool build_tables(server_ctx *srv, cp_error *err)
 {
-    srv->tables = calloc((size_t)srv->profiles.count, sizeof *srv->tables);
+    srv->tables = calloc((size_t)srv->profiles.count * REF_COUNT, sizeof *srv->tables);
     if (!srv->tables)
         return cp_fail(err, CP_ERR_INTERNAL, "out of memory");
     for (int i = 0; i < srv->profiles.count; i++) {
         const profile *p = &srv->profiles.items[i];
-        normalize_table_build(&srv->tables[i], p->rescale_factor, p->mean, p->std);
-        memcpy(srv->tables[i].fill, p->fill, sizeof p->fill);
+        for (int r = 0; r < REF_COUNT; r++) {
+            normalize_table *t = &srv->tables[i * REF_COUNT + r];
+            if (reference_norm((reference_id)r) == NORM_FUSED_FLOAT32)
+                normalize_table_build_fused(t, p->rescale_factor, p->mean, p->std);
+            else
+                normalize_table_build(t, p->rescale_factor, p->mean, p->std);
+            memcpy(t->fill, p->fill, sizeof p->fill); /* padding colour (profile "fill") */
+        }
     }
     return true;
 }
@@ -70,7 +77,7 @@ static executor *start_executor(server_ctx *srv, cp_error *err)
             if (bytes > max_slot)
                 max_slot = bytes;
         }
-        executor *e = executor_cuda_create(&srv->queue, cfg, srv->tables, srv->profiles.count,
+        executor *e = executor_cuda_create(&srv->queue, cfg, srv->tables, srv->profiles.count * REF_COUNT,
                                            max_slot, &srv->ready, &cuda_err);
         if (e)
             return e;
@@ -186,6 +193,12 @@ int main(int argc, char **argv, char **envp)
     atomic_store(&srv.next_request_id, id_seed);
 
     if (!profiles_load_dir(cfg.profiles_dir, &srv.profiles, &err)) {
+        fprintf(stderr, "clipprepd: profiles: %s\n", err.message);
+        return 2;
+    }
+    reference_id default_ref = REF_TRANSFORMERS4;
+    reference_parse(cfg.default_reference, &default_ref); /* validated by config_load */
+    if (!profiles_apply_default_reference(&srv.profiles, default_ref, &err)) {
         fprintf(stderr, "clipprepd: profiles: %s\n", err.message);
         return 2;
     }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "geometry.h"
+#include "image_work.h"
 #include "http_util.h"
 #include "log.h"
 #include "metrics.h"
@@ -142,7 +143,7 @@ enum MHD_Result preprocess_upload(request *r, const char *data, size_t *size)
 /* Query parameters: only known keys, each validated. */
 typedef struct {
     request *r;
-    const char *profile, *format, *dtype, *exif, *mode;
+    const char *profile, *format, *dtype, *exif, *mode, *reference;
     char bad_key[64];
 } query_args;
 
@@ -161,6 +162,8 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
         q->exif = value ? value : "";
     else if (!strcmp(key, "mode"))
         q->mode = value ? value : "";
+    else if (!strcmp(key, "reference"))
+        q->reference = value ? value : "";
     else if (!q->bad_key[0])
         snprintf(q->bad_key, sizeof q->bad_key, "%s", key);
     return MHD_YES;
@@ -172,13 +175,24 @@ static enum MHD_Result parse_params(request *r, bool *exif)
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, collect_arg, &q);
     if (q.bad_key[0])
         return answer_error(r, CP_ERR_INVALID_PARAMETER,
-                            "unknown query parameter '%s' (known: profile, format, dtype, exif, mode)",
+                            "unknown query parameter '%s' (known: profile, format, dtype, exif, mode, "
+                            "reference)",
                             q.bad_key);
     const char *pname = q.profile ? q.profile : r->srv->cfg->default_profile;
     r->prof = profiles_find(&r->srv->profiles, pname);
     if (!r->prof)
         return answer_error(r, CP_ERR_UNKNOWN_PROFILE,
                             "unknown profile '%s' (GET /v1/profiles lists them)", pname);
+    r->ref = r->prof->default_ref;
+    if (q.reference) {
+        if (!reference_parse(q.reference, &r->ref))
+            return answer_error(r, CP_ERR_INVALID_PARAMETER, "reference must be one of %s, not '%.40s'",
+                                reference_names_list(), q.reference);
+        if (!(r->prof->references & (1u << r->ref)))
+            return answer_error(r, CP_ERR_INVALID_PARAMETER,
+                                "profile '%s' does not support reference '%s' (GET /v1/profiles)",
+                                r->prof->name, q.reference);
+    }
     r->fmt = OUT_NPY;
     if (q.format && !output_format_parse(q.format, &r->fmt))
         return answer_error(r, CP_ERR_INVALID_PARAMETER,
@@ -365,11 +379,13 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
             return request_answer_error(r, &err, i);
         }
         *j = (job){.req = r, .index = i, .data = images[i].data, .len = images[i].len,
-                   .hdr = j->hdr, .dopt = dopt, .prof = p, .table = server_table_for(srv, p),
+                   .hdr = j->hdr, .dopt = dopt, .prof = p, .ref = r->ref,
+                   .table = server_table_for(srv, p, r->ref),
                    .dtype = r->dtype};
         if (r->fast)
             j->dopt.scale_denom =
                 fast_scale_denom(p, j->hdr.width, j->hdr.height, cfg->fast_min_factor);
+        job_apply_reference(j);
     }
     r->n_images = n;
     r->remaining = n;

@@ -292,9 +292,64 @@ static bool parse_resample(const cJSON *root, profile *p, cp_error *err)
 
 static const char *const profile_keys[] = {
     "name", "description", "reference", "resize", "crop", "resample",
-    "rescale_factor", "mean", "std", "exif", "mode",
-    "fill", "default_reference", "models", NULL,
+    "rescale_factor", "mean", "std", "exif", "mode", "default_reference", "references",
+    "fill", "models", NULL,
 };
+
+/* "references": a non-empty array of reference names; "default_reference": one name. */
+static bool parse_references(const cJSON *root, profile *p, cp_error *err)
+{
+    p->references = REF_ALL_MASK;
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "references");
+    if (list) {
+        if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) == 0)
+            return cp_fail(err, CP_ERR_CONFIG,
+                           "key \"references\": expected a non-empty array of names (%s)",
+                           reference_names_list());
+        p->references = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, list)
+        {
+            reference_id r;
+            if (!cJSON_IsString(e) || !reference_parse(e->valuestring, &r))
+                return cp_fail(err, CP_ERR_CONFIG, "key \"references\": expected names from %s",
+                               reference_names_list());
+            p->references |= 1u << r;
+        }
+    }
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "default_reference");
+    if (d) {
+        if (!cJSON_IsString(d) || !reference_parse(d->valuestring, &p->default_ref))
+            return cp_fail(err, CP_ERR_CONFIG, "key \"default_reference\": expected one of %s",
+                           reference_names_list());
+        p->default_ref_set = true;
+    } else if (p->crop == CROP_HALF_EVEN) {
+        /* before references existed, half_even rounding meant the open_clip transform */
+        p->default_ref = REF_OPEN_CLIP;
+        p->default_ref_set = true;
+    }
+    if (p->default_ref_set && !(p->references & (1u << p->default_ref)))
+        return cp_fail(err, CP_ERR_CONFIG,
+                       "key \"default_reference\": \"%s\" is not in \"references\"",
+                       reference_name(p->default_ref));
+    return true;
+}
+
+bool profiles_apply_default_reference(profile_set *set, reference_id ref, cp_error *err)
+{
+    for (int i = 0; i < set->count; i++) {
+        profile *p = &set->items[i];
+        if (p->default_ref_set)
+            continue;
+        if (!(p->references & (1u << ref)))
+            return cp_fail(err, CP_ERR_CONFIG,
+                           "profile \"%s\" does not support default_reference \"%s\"; give it "
+                           "a \"default_reference\"",
+                           p->name, reference_name(ref));
+        p->default_ref = ref;
+    }
+    return true;
+}
 
 bool profile_parse_json(const char *json_text, profile *p, cp_error *err)
 {
@@ -339,9 +394,7 @@ bool profile_parse_json(const char *json_text, profile *p, cp_error *err)
         !parse_resize(root, p, err) || !parse_crop(root, p, err) ||
         !parse_resample(root, p, err) || !get_triple(root, "mean", false, p->mean, err) ||
         !get_triple(root, "std", true, p->std, err) || !parse_fill(root, p, err) ||
-        !parse_models(root, p, err) ||
-        !get_text(root, "default_reference", false, p->default_reference,
-                  sizeof p->default_reference, err))
+        !parse_models(root, p, err) || !parse_references(root, p, err))
         goto done;
 
     const cJSON *rf = cJSON_GetObjectItemCaseSensitive(root, "rescale_factor");
@@ -660,13 +713,20 @@ void *profile_to_cjson(const profile *p)
     }
     if (ok) ok = cJSON_AddBoolToObject(o, "exif", p->exif) != NULL;
     if (ok) ok = cJSON_AddStringToObject(o, "mode", p->fast ? "fast" : "exact") != NULL;
+    if (ok)
+        ok = cJSON_AddStringToObject(o, "default_reference", reference_name(p->default_ref)) != NULL;
+    if (ok) {
+        cJSON *refs = cJSON_AddArrayToObject(o, "references");
+        ok = refs != NULL;
+        for (int r = 0; ok && r < REF_COUNT; r++)
+            if (p->references & (1u << r))
+                ok = cJSON_AddItemToArray(refs, cJSON_CreateString(reference_name((reference_id)r)));
+    }
     if (ok) {
         int fill[3] = {p->fill[0], p->fill[1], p->fill[2]};
         cJSON *f = cJSON_CreateIntArray(fill, 3);
         ok = f && cJSON_AddItemToObject(o, "fill", f);
     }
-    if (ok && p->default_reference[0])
-        ok = cJSON_AddStringToObject(o, "default_reference", p->default_reference) != NULL;
     if (ok) {
         cJSON *m = cJSON_AddArrayToObject(o, "models");
         ok = m != NULL;
@@ -692,5 +752,7 @@ void *profile_to_native_cjson(const profile *p)
 {
     cJSON *o = profile_to_cjson(p);
     if (o) cJSON_DeleteItemFromObjectCaseSensitive(o, "output");
+    /* a default the daemon would fill in is not part of the file */
+    if (o && !p->default_ref_set) cJSON_DeleteItemFromObjectCaseSensitive(o, "default_reference");
     return o;
 }

@@ -8,6 +8,7 @@
 
 #include "../kernels/coeffs.h"
 #include "error.h"
+#include "reference.h"
 
 typedef enum {
     RESIZE_SHORTEST_EDGE = 0, /* short side -> size, long side trunc(size*long/short) (spec B.4) */
@@ -40,9 +41,13 @@ typedef struct {
     bool fast;               /* "mode": "fast" — JPEG DCT-domain downscaling before the exact
                                 resampler (not exact; never the shipped default) */
     int out_width, out_height; /* derived: the tensor's H and W */
+    unsigned references;     /* bit per reference_id this profile may be run with ("references";
+                                default all) */
+    reference_id default_ref; /* "default_reference"; else implied by crop.rounding half_even
+                                (open_clip); else the daemon's default_reference */
+    bool default_ref_set;    /* default_ref came from the file (not the daemon default) */
     /* Added for model-config import (server/profile_import.c): */
     unsigned char fill[3];   /* u8 colour of padding (open_clip fill_color), before normalising */
-    char default_reference[32]; /* "open_clip", or "" = the daemon-wide default applies */
     char models[PROFILE_MAX_MODELS][96]; /* model ids this profile serves (GET /v1/profiles) */
     int n_models;
 } profile;
@@ -60,6 +65,9 @@ typedef struct {
 bool profiles_load_dir(const char *dir, profile_set *set, cp_error *err);
 bool profile_parse_json(const char *json_text, profile *p, cp_error *err);
 const profile *profiles_find(const profile_set *set, const char *name);
+/* Gives every profile that names no default reference the daemon's (config default_reference).
+ * Fails, naming the profile, when a profile does not support that reference. */
+bool profiles_apply_default_reference(profile_set *set, reference_id ref, cp_error *err);
 void profiles_free(profile_set *set);
 
 /* A cJSON object describing p with all settings (GET /v1/profiles). Caller frees with

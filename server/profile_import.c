@@ -384,7 +384,8 @@ static bool hf_parse(const cJSON *root, profile *p, cp_error *err)
              "ImageProcessor", cls->family, HF_CONFIG_FILE);
     snprintf(p->description, sizeof p->description, "imported from a Hugging Face %s (%s)",
              HF_CONFIG_FILE, type);
-    p->default_reference[0] = 0; /* the daemon-wide default reference applies */
+    p->references = REF_ALL_MASK;
+    p->default_ref_set = false; /* the daemon-wide default_reference applies */
     return true;
 }
 
@@ -552,7 +553,9 @@ static bool oc_parse(const cJSON *root, profile *p, char *note, size_t note_cap,
              rmode, !strcmp(interp, "bilinear") ? "bilinear" : "bicubic");
     snprintf(p->description, sizeof p->description, "imported from an open_clip %s",
              OPEN_CLIP_CONFIG_FILE);
-    snprintf(p->default_reference, sizeof p->default_reference, "open_clip");
+    p->references = REF_ALL_MASK;
+    p->default_ref = REF_OPEN_CLIP;
+    p->default_ref_set = true;
     return true;
 }
 

@@ -48,6 +48,7 @@ typedef struct request {
     /* /v1/preprocess and /v2/models/{m}/infer */
     request_protocol protocol;
     const profile *prof;
+    reference_id ref;         /* reference= (v1) / parameters.reference (v2), else the profile's */
     output_format fmt;
     tensor_dtype dtype;
     bool fast;                /* mode=fast: JPEG DCT-domain downscaling first (not exact) */

@@ -16,7 +16,7 @@ struct MHD_Daemon;
 typedef struct server_ctx {
     const cp_config *cfg;
     profile_set profiles;
-    normalize_table *tables;   /* one per profile, same index */
+    normalize_table *tables;   /* REF_COUNT per profile: [profile index * REF_COUNT + ref] */
     batch_queue queue;
     executor *exec;
     struct shm_pool *shm;      /* format=shm pool, NULL when disabled or unavailable */
@@ -37,8 +37,8 @@ typedef struct server_ctx {
     atomic_ullong next_request_id;
 } server_ctx;
 
-/* Index of p in srv->profiles (for its normalisation table). */
-const normalize_table *server_table_for(const server_ctx *srv, const profile *p);
+/* The normalisation table of profile p under reference ref. */
+const normalize_table *server_table_for(const server_ctx *srv, const profile *p, reference_id ref);
 
 /* Starts libmicrohttpd on cfg->host:cfg->port; fills srv->port. */
 bool http_start(server_ctx *srv, cp_error *err);

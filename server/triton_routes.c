@@ -295,6 +295,12 @@ static enum MHD_Result infer(request *r)
         return v2_error(r, 400, "input 'images' holds no image");
     r->dtype = k->fp16 ? DTYPE_FLOAT16 : DTYPE_FLOAT32;
     bool exif = k->exif >= 0 ? k->exif == 1 : r->prof->exif;
+    r->ref = r->prof->default_ref;
+    if (k->reference[0] && !reference_parse(k->reference, &r->ref))
+        return v2_error(r, 400, "parameters.reference must be one of %s", reference_names_list());
+    if (!(r->prof->references & (1u << r->ref)))
+        return v2_error(r, 400, "model '%s' does not support reference '%s'", r->prof->name,
+                        reference_name(r->ref));
     const profile *p = r->prof;
     uint64_t tensor = (uint64_t)k->n_images * 3 * p->out_height * p->out_width *
                       tensor_dtype_size(r->dtype);

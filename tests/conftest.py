@@ -38,6 +38,12 @@ if str(TESTS) not in sys.path:
 REPO = TESTS.parent
 PROFILES_DIR = REPO / "config" / "profiles"
 
+# tests/reference (.venv-ref): torch picks its CPU kernels when it is imported.
+# ATEN_CPU_CAPABILITY=avx2 makes it take the code paths transformers 5 runs on an x86-64 AVX2
+# machine (the documented target) on AVX-512 machines too. It matters for bilinear: torchvision
+# resizes uint8 natively only when the capability says AVX2, else through float32.
+os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx2")
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import requests  # noqa: E402

@@ -1,8 +1,10 @@
 /* fuzz_decode.c — libFuzzer target: header reading and full decode of arbitrary bytes (JPEG,
  * PNG, WebP, EXIF), and for JPEGs the hybrid decode's path (entropy decoding into coefficient
  * blocks, then the GPU kernels' bodies on the host); where the hybrid path accepts a file and
- * its IDCT guard holds, its RGB must equal decode_rgb's. Decodes only what a default
- * max_pixels-like cap allows, as the daemon. */
+ * its IDCT guard holds, its RGB must equal decode_rgb's; images with transparency are decoded
+ * composited onto white too (transformers 5), and non-RGB Pillow modes through open_clip's
+ * own-mode resize (native_mode.c). Decodes only what a default max_pixels-like cap allows, as
+ * the daemon. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool ok = dst && decode_rgb(data, size, &hdr, &opt, dst, bytes, &err);
     if (hdr.format == IMAGE_FORMAT_JPEG)
         check_hybrid(data, size, &hdr, &opt, ok ? dst : NULL, bytes);
+    if (hdr.has_alpha) { /* transformers 5: transparency composited onto white */
+        decode_options white = opt;
+        white.alpha_onto_white = true;
+        if (dst)
+            decode_rgb(data, size, &hdr, &white, dst, bytes, &err);
+    }
     free(dst);
+    if (hdr.native != NATIVE_AS_RGB) { /* open_clip: resized in Pillow's own mode */
+        decode_options nat = opt;
+        nat.native = (native_resize){.on = true, .resized_w = 1 + (int)(size % 37),
+                                     .resized_h = 1 + (int)(size % 53), .top = (int)(size % 5) - 2,
+                                     .left = (int)(size % 7) - 3, .out_w = 16, .out_h = 12,
+                                     .filter = (int)(size % 2)};
+        uint8_t out[16 * 12 * 3];
+        decode_rgb(data, size, &hdr, &nat, out, sizeof out, &err);
+    }
     return 0;
 }

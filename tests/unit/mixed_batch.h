@@ -67,8 +67,11 @@ static void mixed_batch_make(mixed_batch *mb, int n, unsigned seed)
         }
         image_geometry g;
         geometry_compute(&p, w, h, &g);
-        resize_plan_build(&mb->plans[i], w, h, g.resized_w, g.resized_h, g.top, g.left, g.out_w,
-                          g.out_h, i % 4 == 1 ? FILTER_BILINEAR : FILTER_BICUBIC);
+        /* every other image with torchvision's weights (reference transformers5): the same
+           kernel bodies, other tables */
+        resize_plan_build_kind(&mb->plans[i], w, h, g.resized_w, g.resized_h, g.top, g.left,
+                               g.out_w, g.out_h, i % 4 == 1 ? FILTER_BILINEAR : FILTER_BICUBIC,
+                               (i / 2) % 2 ? COEFF_TORCHVISION : COEFF_PILLOW);
         mb->dtype[i] = i % 5 == 0 ? DTYPE_FLOAT16 : DTYPE_FLOAT32;
         mb->table[i] = i % 2;
         mb->wh[i][0] = w;

@@ -540,10 +540,23 @@ TEST(shipped_config_has_every_key_with_defaults)
             }
         }
         CHECK_EQ_INT(cJSON_GetArraySize(file), keys);
-        CHECK_EQ_INT(keys, 31);
+        CHECK_EQ_INT(keys, 32);
     }
     cJSON_Delete(file);
     cJSON_Delete(all);
+}
+
+TEST(default_reference_is_checked)
+{
+    cp_config c;
+    cp_error err;
+    config_defaults(&c);
+    CHECK(strcmp(c.default_reference, "transformers4") == 0);
+    CHECK(config_apply_string(&c, "default_reference", "open_clip", &err));
+    CHECK(strcmp(c.default_reference, "open_clip") == 0);
+    CHECK(!config_apply_string(&c, "default_reference", "transformers6", &err));
+    CHECK(strstr(err.message, "default_reference") != NULL);
+    CHECK(strstr(err.message, "transformers5-pil") != NULL);
 }
 
 TEST(to_cjson_round_trip)
@@ -588,6 +601,7 @@ int main(void)
     RUN(relative_profiles_dir);
     RUN(shipped_config_has_every_key_with_defaults);
     RUN(to_cjson_round_trip);
+    RUN(default_reference_is_checked);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -680,7 +680,7 @@ TEST(test_exif_orientation_permutations)
 
 TEST(test_exif_output_size)
 {
-    image_header h = {IMAGE_FORMAT_JPEG, 640, 480, 6, 0};
+    image_header h = {.format = IMAGE_FORMAT_JPEG, .width = 640, .height = 480, .orientation = 6};
     decode_options on = {.apply_orientation = true}, off = {.apply_orientation = false};
     int w, hh;
     decode_output_size(&h, &on, &w, &hh);

@@ -303,7 +303,9 @@ TEST(simd_equals_scalar)
         resample_filter f = t % 3 ? FILTER_BICUBIC : FILTER_BILINEAR;
         uint8_t *src = noise_image(w, h, seed);
         resize_plan p;
-        CHECK(resize_plan_build(&p, w, h, ow, oh, top, left, cw, ch, f));
+        /* both weight kinds: Pillow's and torchvision's (shifted int16) */
+        CHECK(resize_plan_build_kind(&p, w, h, ow, oh, top, left, cw, ch, f,
+                                     t % 2 ? COEFF_TORCHVISION : COEFF_PILLOW));
         uint8_t *tmp = malloc(resize_plan_scratch_bytes(&p) + RESAMPLE_SIMD_PAD);
         uint8_t *a = malloc((size_t)cw * ch * 3), *b = malloc((size_t)cw * ch * 3);
         preprocess_image_cpu_u8(&p, src, (size_t)w * 3, a, tmp);
@@ -321,6 +323,41 @@ TEST(simd_equals_scalar)
         resize_plan_free(&p);
     }
     CHECK_EQ_INT(differing, 0);
+}
+
+/* torchvision's tables: int16 weights at the axis' precision, stored << (22 - precision); the
+ * precision comes from the largest weight of the WHOLE axis, so a window's table does not
+ * depend on which outputs are kept. */
+TEST(torchvision_weights_are_shifted_int16)
+{
+    static const int cases[][2] = {{640, 224}, {333, 224}, {3000, 20}, {20, 224}, {7, 3}, {1, 5}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int n_in = cases[c][0], n_out = cases[c][1];
+        axis_coeffs full, part;
+        CHECK(axis_coeffs_build_kind(&full, n_in, n_out, 0, n_out, FILTER_BICUBIC,
+                                     COEFF_TORCHVISION));
+        int first = n_out / 3, count = n_out - first;
+        CHECK(axis_coeffs_build_kind(&part, n_in, n_out, first, count, FILTER_BICUBIC,
+                                     COEFF_TORCHVISION));
+        int32_t or_bits = 0;
+        for (int j = 0; j < full.count * full.ksize; j++)
+            or_bits |= full.k[j];
+        CHECK(or_bits != 0);
+        /* every weight is an int16 shifted left by the same count */
+        int shift = __builtin_ctz((unsigned)or_bits);
+        for (int j = 0; j < full.count * full.ksize; j++) {
+            int32_t q = full.k[j] >> shift;
+            CHECK(q >= -32768 && q <= 32767);
+        }
+        for (int j = 0; j < count; j++) {
+            CHECK_EQ_INT(part.bounds[2 * j], full.bounds[2 * (first + j)]);
+            CHECK_EQ_INT(part.bounds[2 * j + 1], full.bounds[2 * (first + j) + 1]);
+            CHECK(!memcmp(part.k + (size_t)j * part.ksize, full.k + (size_t)(first + j) * full.ksize,
+                          sizeof(int32_t) * (size_t)part.ksize));
+        }
+        axis_coeffs_free(&full);
+        axis_coeffs_free(&part);
+    }
 }
 
 /* The per-thread cache returns the same tables as a fresh build, and tables in use stay valid
@@ -370,6 +407,7 @@ TEST(fast_mode_scale_choice)
 int main(void)
 {
     RUN(fast_mode_scale_choice);
+    RUN(torchvision_weights_are_shifted_int16);
     RUN(coefficient_cache_is_transparent);
     RUN(simd_equals_scalar);
     resample_simd_enable(false); /* the spec vectors through the scalar path, then SIMD */

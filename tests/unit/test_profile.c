@@ -265,6 +265,47 @@ TEST(validation_errors_name_the_key)
     CHECK(!profile_parse_json("", &p, &err));
 }
 
+TEST(references_and_their_default)
+{
+    profile p;
+    cp_error err;
+    /* no default_reference, floor rounding: the daemon-wide default applies later */
+    CHECK(parse_variant("\"name\": \"t\"", "\"name\": \"t\"", &p, &err));
+    CHECK(!p.default_ref_set);
+    CHECK_EQ_INT((int)p.references, (int)REF_ALL_MASK);
+    /* half_even rounding without a default_reference: the open_clip transform (as before) */
+    CHECK(parse_variant("\"rounding\": \"floor\"", "\"rounding\": \"half_even\"", &p, &err));
+    CHECK(p.default_ref_set && p.default_ref == REF_OPEN_CLIP);
+    CHECK(parse_variant("\"name\": \"t\"",
+                        "\"name\": \"t\", \"default_reference\": \"transformers5\"", &p, &err));
+    CHECK(p.default_ref_set && p.default_ref == REF_TRANSFORMERS5);
+    CHECK(parse_variant("\"name\": \"t\"",
+                        "\"name\": \"t\", \"references\": [\"open_clip\", \"transformers5-pil\"]",
+                        &p, &err));
+    CHECK_EQ_INT((int)p.references, (1 << REF_OPEN_CLIP) | (1 << REF_TRANSFORMERS5_PIL));
+    /* errors name the key */
+    CHECK(!parse_variant("\"name\": \"t\"", "\"name\": \"t\", \"default_reference\": \"hf\"",
+                         &p, &err));
+    CHECK(strstr(err.message, "default_reference") != NULL);
+    CHECK(!parse_variant("\"name\": \"t\"", "\"name\": \"t\", \"references\": []", &p, &err));
+    CHECK(strstr(err.message, "references") != NULL);
+    CHECK(!parse_variant("\"name\": \"t\"",
+                         "\"name\": \"t\", \"references\": [\"open_clip\"], "
+                         "\"default_reference\": \"transformers4\"",
+                         &p, &err));
+    CHECK(strstr(err.message, "not in") != NULL);
+    /* the daemon default fills in, and a profile that cannot take it is an error */
+    profile two[2];
+    CHECK(parse_variant("\"name\": \"t\"", "\"name\": \"t\"", &two[0], &err));
+    CHECK(parse_variant("\"name\": \"t\"",
+                        "\"name\": \"t\", \"references\": [\"transformers4\"]", &two[1], &err));
+    profile_set set = {two, 2};
+    CHECK(profiles_apply_default_reference(&set, REF_TRANSFORMERS4, &err));
+    CHECK(two[0].default_ref == REF_TRANSFORMERS4 && two[1].default_ref == REF_TRANSFORMERS4);
+    CHECK(!profiles_apply_default_reference(&set, REF_TRANSFORMERS5, &err));
+    CHECK(strstr(err.message, "default_reference") != NULL);
+}
+
 TEST(load_dir_sorted_and_checked)
 {
     char text[2048];
@@ -381,6 +422,7 @@ int main(void)
     RUN(shipped_profiles_load_with_documented_values);
     RUN(valid_profile_and_defaults);
     RUN(validation_errors_name_the_key);
+    RUN(references_and_their_default);
     RUN(load_dir_sorted_and_checked);
     RUN(to_cjson_describes_everything);
     char cmd[300];

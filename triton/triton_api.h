@@ -1,0 +1,153 @@
+/* triton_api.h — the part of Triton's documented backend C API (tritonbackend.h and
+ * tritonserver.h, backend API 1.x) that libtriton_clipprep.so uses, declared here from the
+ * documentation instead of vendoring Triton's headers. The server exports these functions; the
+ * backend library leaves them undefined and the dynamic loader binds them when Triton dlopens it,
+ * as for any Triton backend. Enumerator values are the documented ones, in order. */
+#ifndef CLIPPREP_TRITON_API_H
+#define CLIPPREP_TRITON_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CLIPPREP_TRITON_EXPORT __attribute__((visibility("default")))
+
+/* The backend API version this backend was written against (Triton 2.51 implements 1.19). */
+#define CLIPPREP_TRITONBACKEND_API_MAJOR 1
+#define CLIPPREP_TRITONBACKEND_API_MINOR 10
+
+typedef struct TRITONSERVER_Error TRITONSERVER_Error;
+typedef struct TRITONSERVER_Message TRITONSERVER_Message;
+typedef struct TRITONBACKEND_Backend TRITONBACKEND_Backend;
+typedef struct TRITONBACKEND_Model TRITONBACKEND_Model;
+typedef struct TRITONBACKEND_ModelInstance TRITONBACKEND_ModelInstance;
+typedef struct TRITONBACKEND_Request TRITONBACKEND_Request;
+typedef struct TRITONBACKEND_Response TRITONBACKEND_Response;
+typedef struct TRITONBACKEND_Input TRITONBACKEND_Input;
+typedef struct TRITONBACKEND_Output TRITONBACKEND_Output;
+
+typedef enum {
+    TRITONSERVER_TYPE_INVALID,
+    TRITONSERVER_TYPE_BOOL,
+    TRITONSERVER_TYPE_UINT8,
+    TRITONSERVER_TYPE_UINT16,
+    TRITONSERVER_TYPE_UINT32,
+    TRITONSERVER_TYPE_UINT64,
+    TRITONSERVER_TYPE_INT8,
+    TRITONSERVER_TYPE_INT16,
+    TRITONSERVER_TYPE_INT32,
+    TRITONSERVER_TYPE_INT64,
+    TRITONSERVER_TYPE_FP16,
+    TRITONSERVER_TYPE_FP32,
+    TRITONSERVER_TYPE_FP64,
+    TRITONSERVER_TYPE_BYTES,
+    TRITONSERVER_TYPE_BF16
+} TRITONSERVER_DataType;
+
+typedef enum {
+    TRITONSERVER_MEMORY_CPU,
+    TRITONSERVER_MEMORY_CPU_PINNED,
+    TRITONSERVER_MEMORY_GPU
+} TRITONSERVER_MemoryType;
+
+typedef enum {
+    TRITONSERVER_ERROR_UNKNOWN,
+    TRITONSERVER_ERROR_INTERNAL,
+    TRITONSERVER_ERROR_NOT_FOUND,
+    TRITONSERVER_ERROR_INVALID_ARG,
+    TRITONSERVER_ERROR_UNAVAILABLE,
+    TRITONSERVER_ERROR_UNSUPPORTED,
+    TRITONSERVER_ERROR_ALREADY_EXISTS,
+    TRITONSERVER_ERROR_CANCELLED
+} TRITONSERVER_Error_Code;
+
+typedef enum {
+    TRITONSERVER_INSTANCEGROUPKIND_AUTO,
+    TRITONSERVER_INSTANCEGROUPKIND_CPU,
+    TRITONSERVER_INSTANCEGROUPKIND_GPU,
+    TRITONSERVER_INSTANCEGROUPKIND_MODEL
+} TRITONSERVER_InstanceGroupKind;
+
+typedef enum {
+    TRITONSERVER_LOG_INFO,
+    TRITONSERVER_LOG_WARN,
+    TRITONSERVER_LOG_ERROR,
+    TRITONSERVER_LOG_VERBOSE
+} TRITONSERVER_LogLevel;
+
+enum { TRITONSERVER_REQUEST_RELEASE_ALL = 1 };
+enum { TRITONSERVER_RESPONSE_COMPLETE_FINAL = 1 };
+
+/* tritonserver.h */
+TRITONSERVER_Error *TRITONSERVER_ErrorNew(TRITONSERVER_Error_Code code, const char *msg);
+void TRITONSERVER_ErrorDelete(TRITONSERVER_Error *error);
+const char *TRITONSERVER_ErrorMessage(TRITONSERVER_Error *error);
+TRITONSERVER_Error *TRITONSERVER_MessageSerializeToJson(TRITONSERVER_Message *message,
+                                                        const char **base, size_t *byte_size);
+TRITONSERVER_Error *TRITONSERVER_MessageDelete(TRITONSERVER_Message *message);
+TRITONSERVER_Error *TRITONSERVER_LogMessage(TRITONSERVER_LogLevel level, const char *filename,
+                                            const int line, const char *msg);
+
+/* tritonbackend.h: functions Triton implements */
+TRITONSERVER_Error *TRITONBACKEND_ApiVersion(uint32_t *major, uint32_t *minor);
+TRITONSERVER_Error *TRITONBACKEND_ModelName(TRITONBACKEND_Model *model, const char **name);
+TRITONSERVER_Error *TRITONBACKEND_ModelConfig(TRITONBACKEND_Model *model,
+                                              const uint32_t config_version,
+                                              TRITONSERVER_Message **model_config);
+TRITONSERVER_Error *TRITONBACKEND_ModelState(TRITONBACKEND_Model *model, void **state);
+TRITONSERVER_Error *TRITONBACKEND_ModelSetState(TRITONBACKEND_Model *model, void *state);
+TRITONSERVER_Error *TRITONBACKEND_ModelInstanceKind(TRITONBACKEND_ModelInstance *instance,
+                                                    TRITONSERVER_InstanceGroupKind *kind);
+TRITONSERVER_Error *TRITONBACKEND_ModelInstanceModel(TRITONBACKEND_ModelInstance *instance,
+                                                     TRITONBACKEND_Model **model);
+TRITONSERVER_Error *TRITONBACKEND_ModelInstanceState(TRITONBACKEND_ModelInstance *instance,
+                                                     void **state);
+TRITONSERVER_Error *TRITONBACKEND_ModelInstanceSetState(TRITONBACKEND_ModelInstance *instance,
+                                                        void *state);
+TRITONSERVER_Error *TRITONBACKEND_ModelInstanceReportStatistics(
+    TRITONBACKEND_ModelInstance *instance, TRITONBACKEND_Request *request, const bool success,
+    const uint64_t exec_start_ns, const uint64_t compute_start_ns,
+    const uint64_t compute_end_ns, const uint64_t exec_end_ns);
+TRITONSERVER_Error *TRITONBACKEND_ModelInstanceReportBatchStatistics(
+    TRITONBACKEND_ModelInstance *instance, const uint64_t batch_size,
+    const uint64_t exec_start_ns, const uint64_t compute_start_ns,
+    const uint64_t compute_end_ns, const uint64_t exec_end_ns);
+TRITONSERVER_Error *TRITONBACKEND_RequestInput(TRITONBACKEND_Request *request, const char *name,
+                                               TRITONBACKEND_Input **input);
+TRITONSERVER_Error *TRITONBACKEND_RequestRelease(TRITONBACKEND_Request *request,
+                                                 uint32_t release_flags);
+TRITONSERVER_Error *TRITONBACKEND_InputProperties(TRITONBACKEND_Input *input, const char **name,
+                                                  TRITONSERVER_DataType *datatype,
+                                                  const int64_t **shape, uint32_t *dims_count,
+                                                  uint64_t *byte_size, uint32_t *buffer_count);
+TRITONSERVER_Error *TRITONBACKEND_InputBuffer(TRITONBACKEND_Input *input, const uint32_t index,
+                                              const void **buffer, uint64_t *buffer_byte_size,
+                                              TRITONSERVER_MemoryType *memory_type,
+                                              int64_t *memory_type_id);
+TRITONSERVER_Error *TRITONBACKEND_ResponseNew(TRITONBACKEND_Response **response,
+                                              TRITONBACKEND_Request *request);
+TRITONSERVER_Error *TRITONBACKEND_ResponseOutput(TRITONBACKEND_Response *response,
+                                                 TRITONBACKEND_Output **output, const char *name,
+                                                 const TRITONSERVER_DataType datatype,
+                                                 const int64_t *shape, const uint32_t dims_count);
+TRITONSERVER_Error *TRITONBACKEND_OutputBuffer(TRITONBACKEND_Output *output, void **buffer,
+                                               const uint64_t buffer_byte_size,
+                                               TRITONSERVER_MemoryType *memory_type,
+                                               int64_t *memory_type_id);
+TRITONSERVER_Error *TRITONBACKEND_ResponseSend(TRITONBACKEND_Response *response,
+                                               const uint32_t send_flags,
+                                               TRITONSERVER_Error *error);
+
+/* tritonbackend.h: functions a backend implements (Triton looks them up by name) */
+CLIPPREP_TRITON_EXPORT TRITONSERVER_Error *TRITONBACKEND_Initialize(TRITONBACKEND_Backend *backend);
+CLIPPREP_TRITON_EXPORT TRITONSERVER_Error *TRITONBACKEND_ModelInitialize(TRITONBACKEND_Model *model);
+CLIPPREP_TRITON_EXPORT TRITONSERVER_Error *TRITONBACKEND_ModelFinalize(TRITONBACKEND_Model *model);
+CLIPPREP_TRITON_EXPORT TRITONSERVER_Error *
+TRITONBACKEND_ModelInstanceInitialize(TRITONBACKEND_ModelInstance *instance);
+CLIPPREP_TRITON_EXPORT TRITONSERVER_Error *
+TRITONBACKEND_ModelInstanceFinalize(TRITONBACKEND_ModelInstance *instance);
+CLIPPREP_TRITON_EXPORT TRITONSERVER_Error *
+TRITONBACKEND_ModelInstanceExecute(TRITONBACKEND_ModelInstance *instance,
+                                   TRITONBACKEND_Request **requests, const uint32_t request_count);
+
+#endif
