@@ -626,6 +626,13 @@ static bool read_file(const char *path, char **out, cp_error *err)
     return true;
 }
 
+/* The last `n` characters of a path, for messages that must keep the file's own name. */
+static const char *path_tail(const char *path, size_t n)
+{
+    size_t len = strlen(path);
+    return len > n ? path + len - n : path;
+}
+
 /* Loads one file as a profile; errors are prefixed with the file's path. */
 static bool import_file(const char *path, const char *name, profile *p, char *note,
                         size_t note_cap, cp_error *err)
@@ -650,7 +657,8 @@ static bool import_file(const char *path, const char *name, profile *p, char *no
     if (!ok) {
         char tmp[sizeof err->message];
         snprintf(tmp, sizeof tmp, "%s", err->message);
-        cp_fail(err, CP_ERR_CONFIG, "%.90s: %s", path, tmp);
+        cp_fail(err, CP_ERR_CONFIG, "%s%s: %s", strlen(path) > 90 ? "..." : "",
+                path_tail(path, 90), tmp);
     }
     return ok;
 }

@@ -122,8 +122,8 @@ def assert_same(got: np.ndarray, want: np.ndarray, what: str):
     assert d <= 1e-6, f"{what}: max |diff| {d} ({int((got != want).sum())} values differ)"
 
 
-def daemon_tensor(d, profile: str, data: bytes) -> np.ndarray:
-    r = d.post(data, profile=profile)
+def daemon_tensor(d, profile: str, data: bytes, reference: str | None) -> np.ndarray:
+    r = d.post(data, profile=profile, params={"reference": reference} if reference else None)
     assert r.status_code == 200, f"{profile}: {describe_error(r)}"
     return decode_tensor(r)[0]
 
@@ -257,7 +257,8 @@ def test_imported_config_matches_its_library(imported, name):
     transform = open_clip_cfg_transform(cfg) if lib == "open_clip" else None
     for key, data in INPUTS.items():
         want = run_transform(transform, data) if transform else hf_tensor(cfg, data)
-        assert_same(daemon_tensor(imported, name, data), want, f"{name} on {key}")
+        ref = "open_clip" if lib == "open_clip" else "transformers5-pil"
+        assert_same(daemon_tensor(imported, name, data, ref), want, f"{name} on {key}")
 
 
 def test_imported_profiles_are_listed_with_their_default_reference(imported):
@@ -270,8 +271,8 @@ def test_imported_profiles_are_listed_with_their_default_reference(imported):
         if lib == "open_clip":
             assert p["default_reference"] == "open_clip", p
             assert p["crop"] is None or p["crop"]["rounding"] == "half_even", p
-        else:
-            assert "default_reference" not in p, p
+        else:  # the daemon-wide default_reference applies
+            assert p["default_reference"] == "transformers4", p
             assert p["crop"] is None or p["crop"]["rounding"] == "floor", p
     assert listed["longest-fill"]["fill"] == [124, 116, 104]
     assert listed["longest-rect"]["resize"] == {"height": 192, "width": 256,
@@ -313,7 +314,7 @@ def test_cli_import_prints_a_native_profile_and_warns_on_disagreement(request, t
     d = _start(request, tmp_path / "d", base_config(profiles_dir=str(out)))
     try:
         for key in ("astronaut_640x480", "coffee_333x517"):
-            assert_same(daemon_tensor(d, "dfn5b-hf", INPUTS[key]),
+            assert_same(daemon_tensor(d, "dfn5b-hf", INPUTS[key], "transformers5-pil"),
                         hf_tensor(HF_DFN5B_378, INPUTS[key]), f"dfn5b-hf on {key}")
     finally:
         assert d.stop() == 0
@@ -385,15 +386,21 @@ def test_preset_matches_its_library(daemon, name):
     preset = PRESETS[name]
     checks = []
     if name in HF_PRESETS:
-        checks.append(("transformers", lambda data, c=HF_PRESETS[name]: hf_tensor(c, data)))
+        checks.append(("transformers5-pil",
+                       lambda data, c=HF_PRESETS[name]: hf_tensor(c, data)))
     for model, tag in _open_clip_ids(preset):
         t = open_clip_pretrained_transform(model, tag)
-        checks.append((f"open_clip {model}/{tag}", lambda data, t=t: run_transform(t, data)))
+        checks.append(("open_clip", lambda data, t=t: run_transform(t, data)))
     assert checks
     for key in PHOTOS:
-        got = daemon_tensor(daemon, name, INPUTS[key])
-        for what, ref in checks:
-            assert_same(got, ref(INPUTS[key]), f"{name} vs {what} on {key}")
+        got = {}
+        for reference, ref in checks:
+            if reference not in got:
+                got[reference] = daemon_tensor(daemon, name, INPUTS[key], reference)
+            assert_same(got[reference], ref(INPUTS[key]), f"{name} ({reference}) on {key}")
+    if preset.get("default_reference") == "open_clip":  # what a plain request gets
+        assert_same(daemon_tensor(daemon, name, INPUTS[PHOTOS[0]], None), got["open_clip"],
+                    f"{name} without a reference parameter")
 
 
 def test_profiles_listing_carries_model_ids(daemon):
