@@ -753,7 +753,7 @@ bool profile_import_path(const char *path, const char *name, profile *p, char *w
             describe(&other, b, sizeof b);
             snprintf(warning, warning_cap,
                      "%.100s: the model's two configs disagree: %s says %s; %s says %s. "
-                     "Using %s (the library the model was trained with)",
+                     "Using %s (in a model folder the open_clip config wins)",
                      path, OPEN_CLIP_CONFIG_FILE, a, HF_CONFIG_FILE, b, OPEN_CLIP_CONFIG_FILE);
         }
     }
