@@ -592,6 +592,10 @@ static bool from_config(const char *json_text, config_format f, const char *name
     memset(p, 0, sizeof *p);
     cJSON *root = cJSON_Parse(json_text);
     if (!root) return cp_fail(err, CP_ERR_CONFIG, "invalid JSON");
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return cp_fail(err, CP_ERR_CONFIG, "the top level must be a JSON object");
+    }
     bool ok = set_name(p, name, err) &&
               (f == CONFIG_HF ? hf_parse(root, p, err)
                               : f == CONFIG_OPEN_CLIP ? oc_parse(root, p, note, note_cap, err)

@@ -311,6 +311,8 @@ TEST(open_clip_refusals_name_the_key)
     CHECK(has(&e, "model_cfg.vision_cfg.image_size"));
     CHECK(!oc("{\"model_cfg\": {}, \"preprocess_cfg\": {}, \"extra\": 1}", &p, &e));
     CHECK(has(&e, "\"extra\""));
+    CHECK(!oc("[1, 2]", &p, &e) && !hf("[{}]", &p, &e) && !hf("\"x\"", &p, &e));
+    CHECK(has(&e, "JSON object"));
     CHECK(!oc("{\"model_cfg\": [], \"preprocess_cfg\": {}}", &p, &e));
     CHECK(has(&e, "model_cfg"));
 }
