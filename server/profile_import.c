@@ -465,9 +465,9 @@ static bool oc_parse(const cJSON *root, profile *p, char *note, size_t note_cap,
      * with model.visual.image_size); CLIPVisionCfg's default is 224. */
     int h = 224, w = 224;
     const cJSON *mc = given(root, "model_cfg");
-    const cJSON *vc = mc ? given(mc, "vision_cfg") : NULL;
     if (mc && !cJSON_IsObject(mc))
         return cp_fail(err, CP_ERR_CONFIG, "key \"model_cfg\": expected an object");
+    const cJSON *vc = mc ? given(mc, "vision_cfg") : NULL;
     if (vc && !cJSON_IsObject(vc))
         return cp_fail(err, CP_ERR_CONFIG, "key \"model_cfg.vision_cfg\": expected an object");
     const cJSON *vis = vc ? given(vc, "image_size") : NULL;
