@@ -8,10 +8,13 @@ ifeq ($(origin CUDA), undefined)
 CUDA    := $(if $(NVCC),1,0)
 endif
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
-CUDA_GENCODE ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+# Machine code for T4 (sm_75), A100 (sm_80), H100/H200 (sm_90), and PTX that newer GPUs JIT;
+# at start every kernel is checked on every used GPU (a GPU without an image: CPU fallback).
+CUDA_GENCODE ?= -gencode arch=compute_75,code=sm_75 -gencode arch=compute_80,code=sm_80 \
+                -gencode arch=compute_90,code=sm_90 \
                 -gencode arch=compute_90,code=compute_90
 
-PKGS     := libmicrohttpd libjpeg libpng libwebp libwebpdemux libcjson
+PKGS     := libmicrohttpd libjpeg libpng libwebp libwebpdemux libcjson libcurl libxxhash libgif libtiff-4
 OPT      ?= -O2
 SAN      ?=
 CFLAGS   ?= $(OPT) -g
@@ -34,7 +37,7 @@ LDLIBS   += -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/targets/x86_64-linux/lib -lcudar
 endif
 LIB      := $(BUILD)/libclipprep.a
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BIN)/tests/%,$(wildcard tests/unit/test_*.c))
-FUZZ_TARGETS := decode multipart config kserve
+FUZZ_TARGETS := decode multipart config kserve geometry shm_regions
 VENV     := .venv
 PY       := $(VENV)/bin/python
 PYTEST   := $(PY) -m pytest -q -p no:cacheprovider
@@ -46,7 +49,8 @@ PYTEST_TRITON := $(VENV_TRITON)/bin/python -m pytest -q -p no:cacheprovider
 .PHONY: all deps run test unit venv venv-ref venv-triton triton-backend test-triton test-reference test-http test-parity test-gpu test-asan test-emu fuzz \
         fuzz-replay bench clean test-container
 all: $(BIN)/clipprepd $(BIN)/pipeline-bench \
-     $(if $(filter 1,$(CUDA)),$(BIN)/tests/gpu_parity $(BIN)/tests/ipc_reader $(BIN)/tests/ipc_owner)
+     $(if $(filter 1,$(CUDA)),$(BIN)/tests/gpu_parity $(BIN)/tests/gpu_faults $(BIN)/tests/ipc_reader \
+                              $(BIN)/tests/ipc_owner)
 
 deps:
 	bash scripts/install-deps.sh
@@ -78,6 +82,11 @@ $(BIN)/pipeline-bench: tests/bench/pipeline_bench.c $(LIB)
 $(BIN)/tests/gpu_parity: tests/gpu/test_gpu_parity.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $< $(LIB) -o $@ $(LDLIBS)
+
+# GPU failure handling on a device (docs/gpu.md); its faulting kernel needs nvcc.
+$(BIN)/tests/gpu_faults: tests/gpu/test_gpu_faults.c $(BUILD)/tests/gpu/fault_kernel.cu.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BIN)/tests/ipc_reader $(BIN)/tests/ipc_owner: $(BIN)/tests/ipc_%: tests/gpu/ipc_%.c
 	@mkdir -p $(dir $@)
@@ -140,9 +149,11 @@ unit: $(UNIT_BIN)
 fuzz-replay: $(patsubst %,$(BIN)/tests/replay-%,$(FUZZ_TARGETS))
 	@for t in $(FUZZ_TARGETS); do $(BIN)/tests/replay-$$t tests/fuzz/corpus/$$t/* || exit 1; done
 
-# GPU vs CPU bit-exactness; prints a SKIP line and passes where no GPU exists.
-test-gpu: $(BIN)/tests/gpu_parity
+# GPU vs CPU bit-exactness and GPU failure handling; print a SKIP line and pass where no GPU
+# exists (CLIPPREP_GPU_REQUIRE=1 makes that a failure: scripts/gpu-check.sh).
+test-gpu: $(BIN)/tests/gpu_parity $(BIN)/tests/gpu_faults
 	./$(BIN)/tests/gpu_parity
+	./$(BIN)/tests/gpu_faults
 
 test-http: all venv
 	$(PYTEST) tests/http --daemon-bin $(abspath $(BIN))/clipprepd

@@ -48,6 +48,28 @@ bool resample_filter_parse(const char *name, resample_filter *f)
 static bool build_torchvision(axis_coeffs *c, int n_in, int n_out, int first, int count,
                               resample_filter filter);
 
+/* Fills c's sizes and allocates its tables; returns a scratch row of ksize doubles for the
+ * weights (the caller frees it), or NULL with c freed. */
+static double *coeffs_alloc(axis_coeffs *c, int n_in, int n_out, int first, int count,
+                            int ksize, coeff_kind kind)
+{
+    c->n_in = n_in;
+    c->n_out = n_out;
+    c->first = first;
+    c->count = count;
+    c->ksize = ksize;
+    c->kind = kind;
+    c->bounds = malloc(sizeof(int) * 2 * (size_t)count);
+    c->k = calloc((size_t)count * ksize, sizeof(int32_t));
+    double *w = malloc(sizeof(double) * ksize);
+    if (!c->bounds || !c->k || !w) {
+        free(w);
+        axis_coeffs_free(c);
+        return NULL;
+    }
+    return w;
+}
+
 /* Pillow's precompute_coeffs for box (0, n_in): the box width is a float32 difference. */
 static double pillow_scale(int n_in, int n_out)
 {
@@ -109,20 +131,9 @@ bool axis_coeffs_build_kind(axis_coeffs *c, int n_in, int n_out, int first, int 
         return false;
 
     int ksize = axis_pillow_ksize(n_in, n_out, filter);
-
-    c->n_in = n_in;
-    c->n_out = n_out;
-    c->first = first;
-    c->count = count;
-    c->ksize = ksize;
-    c->bounds = malloc(sizeof(int) * 2 * (size_t)count);
-    c->k = calloc((size_t)count * ksize, sizeof(int32_t));
-    double *w = malloc(sizeof(double) * ksize);
-    if (!c->bounds || !c->k || !w) {
-        free(w);
-        axis_coeffs_free(c);
+    double *w = coeffs_alloc(c, n_in, n_out, first, count, ksize, COEFF_PILLOW);
+    if (!w)
         return false;
-    }
 
     for (int j = 0; j < count; j++) {
         int lo, taps = axis_pillow_weights(n_in, n_out, first + j, filter, &lo, w);
@@ -197,20 +208,9 @@ static bool build_torchvision(axis_coeffs *c, int n_in, int n_out, int first, in
     double support = scale >= 1.0 ? (interp_size * 0.5) * scale : interp_size * 0.5;
     int ksize = (int)ceil(support) * 2 + 1;
 
-    c->n_in = n_in;
-    c->n_out = n_out;
-    c->first = first;
-    c->count = count;
-    c->ksize = ksize;
-    c->kind = COEFF_TORCHVISION;
-    c->bounds = malloc(sizeof(int) * 2 * (size_t)count);
-    c->k = calloc((size_t)count * ksize, sizeof(int32_t));
-    double *w = malloc(sizeof(double) * ksize);
-    if (!c->bounds || !c->k || !w) {
-        free(w);
-        axis_coeffs_free(c);
+    double *w = coeffs_alloc(c, n_in, n_out, first, count, ksize, COEFF_TORCHVISION);
+    if (!w)
         return false;
-    }
     /* The precision depends on the largest weight of the whole axis. */
     double wt_max = 0.0;
     for (int i = 0; i < n_out; i++) {

@@ -29,7 +29,11 @@ typedef struct {
                                device); 0 = no hybrid decode */
     size_t plane_bytes;     /* hybrid JPEG decode: decoded sample planes per slot (device) */
     int max_planes;         /* hybrid JPEG decode: component descriptors per slot */
+    int sync;               /* cuda_sync: how a waiting host thread waits (cuda_sync_mode) */
 } cuda_engine_sizes;
+
+/* cudaDeviceScheduleSpin / Yield / BlockingSync; AUTO leaves CUDA's own heuristic. */
+typedef enum { CUDA_SYNC_AUTO = 0, CUDA_SYNC_SPIN, CUDA_SYNC_YIELD, CUDA_SYNC_BLOCKING } cuda_sync_mode;
 
 /* A byte range of the staging buffer to upload (pixels decoded on the CPU). */
 typedef struct {
@@ -72,9 +76,73 @@ static inline bool hybrid_batch_fits(const cuda_engine_sizes *z, const hybrid_ba
     return true;
 }
 
+/* Whether every read and write the resample passes will do for b stays inside a slot of
+ * sizes z: per image its pixels, intermediate, output slot, coefficient ranges and every
+ * source index the coefficients name (the launch trusts nothing the host laid out). */
+static inline bool batch_layout_fits(const cuda_engine_sizes *z, const batch_layout *b,
+                                     int n_tables)
+{
+    if (b->count < 0 || b->count > z->max_images || b->n_coeffs > z->coeff_ints ||
+        b->tmp_bytes > z->tmp_bytes || b->out_bytes > z->out_bytes)
+        return false;
+    const int32_t *co = b->coeffs;
+    uint64_t nco = b->n_coeffs;
+    for (int i = 0; i < b->count; i++) {
+        const image_desc *d = &b->descs[i];
+        if (d->src_w <= 0 || d->src_h <= 0 || d->out_w <= 0 || d->out_h <= 0 ||
+            d->table < 0 || d->table >= n_tables || (d->dtype != 0 && d->dtype != 1))
+            return false;
+        uint64_t px = (uint64_t)d->src_w * (uint64_t)d->src_h * 3;
+        uint64_t out = (uint64_t)d->out_w * (uint64_t)d->out_h * 3 * (d->dtype == 1 ? 2 : 4);
+        if (d->src_off > z->staging_bytes || px > z->staging_bytes - d->src_off ||
+            d->out_off > z->out_bytes || out > z->out_bytes - d->out_off)
+            return false;
+        if (d->x0 >= d->x1 || d->y0 >= d->y1)
+            continue; /* all padding: the passes read nothing */
+        if (d->x0 < 0 || d->y0 < 0)
+            return false;
+        uint64_t cols = (uint64_t)(d->x1 - d->x0), rows = (uint64_t)(d->y1 - d->y0);
+        /* the rows the vertical pass (or the copy) may read: of the intermediate or the source */
+        int32_t lo_row = d->need_h ? d->src_y0 : 0, hi_row = d->need_h ? d->src_y1 : d->src_h;
+        if (d->need_h) {
+            uint64_t tmp = (uint64_t)(d->src_y1 - d->src_y0) * cols * 3;
+            if (d->src_y0 < 0 || d->src_y1 > d->src_h || d->src_y0 > d->src_y1 ||
+                d->h_ksize <= 0 || d->tmp_off > z->tmp_bytes || tmp > z->tmp_bytes - d->tmp_off ||
+                d->h_bounds > nco || 2 * cols > nco - d->h_bounds || d->h_k > nco ||
+                cols * (uint64_t)d->h_ksize > nco - d->h_k)
+                return false;
+            for (uint64_t j = 0; j < cols; j++) {
+                int32_t first = co[d->h_bounds + 2 * j], taps = co[d->h_bounds + 2 * j + 1];
+                if (first < 0 || taps < 0 || taps > d->h_ksize || first > d->src_w - taps)
+                    return false;
+            }
+        } else if (d->x1 > d->src_w) {
+            return false;
+        }
+        if (d->need_v) {
+            if (d->v_ksize <= 0 || d->v_bounds > nco || 2 * rows > nco - d->v_bounds ||
+                d->v_k > nco || rows * (uint64_t)d->v_ksize > nco - d->v_k)
+                return false;
+            for (uint64_t j = 0; j < rows; j++) {
+                int32_t first = co[d->v_bounds + 2 * j], taps = co[d->v_bounds + 2 * j + 1];
+                if (first < lo_row || taps < 0 || taps > d->v_ksize || first > hi_row - taps)
+                    return false;
+            }
+        } else if (d->y0 < lo_row || d->y1 > hi_row) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Number of usable devices (0 when there is no driver or device); name of device 0. */
 int cuda_device_count(char *name, size_t name_cap, char *err, size_t err_cap);
+/* "NVIDIA H200 (sm_90)" for one device. */
+void cuda_device_name(int device, char *name, size_t name_cap);
 
+/* Allocates a slot's buffers and streams on `device`, uploads the normalisation tables and
+ * checks that every kernel has an image for this GPU (cudaFuncGetAttributes: modules load
+ * lazily, so a missing sm_XY would otherwise first fail on a batch). */
 cuda_engine *cuda_engine_create(int device, const cuda_engine_sizes *sizes,
                                 const normalize_table *tables, int n_tables, char *err,
                                 size_t err_cap);
@@ -107,8 +175,9 @@ bool cuda_engine_copy_out_to_device(cuda_engine *e, int slot, void *dst, size_t 
 void *cuda_ipc_pool_create(int device, size_t bytes, unsigned char handle[64], char *err,
                            size_t err_cap);
 void cuda_ipc_pool_free(int device, void *ptr);
-/* Synchronous copy from host memory to a direct destination (device or pinned host memory:
- * the rare CPU-path image of a format=cuda_ipc or pinned format=shm request). */
+/* Copy from host memory (pinned: cuda_pinned_alloc) to a direct destination in device memory
+ * (the rare CPU-path image of a format=cuda_ipc or device-region request), complete when it
+ * returns (an async copy and a stream wait: a pageable cudaMemcpy may still be in flight). */
 bool cuda_copy_to_direct(int device, void *dst, const void *src, size_t bytes, char *err,
                          size_t err_cap);
 
@@ -120,8 +189,27 @@ void cuda_ipc_close(int device, void *ptr);
 bool cuda_host_register(void *ptr, size_t bytes, char *err, size_t err_cap);
 void cuda_host_unregister(void *ptr);
 
-/* Waits for the slot's work; false (with the CUDA error) if anything failed. */
+/* Waits for the slot's work; false (with the CUDA error) if anything failed. Whatever a
+ * failed launch, copy or wait leaves in the slot's output or a direct destination is
+ * unspecified: the caller must not hand it to anyone. */
 bool cuda_engine_wait(cuda_engine *e, int slot, char *err, size_t err_cap);
+
+/* After a failed call: whether the device still works (the error concerned that call only)
+ * or its context is lost (a sticky error: every later call fails; only a new process
+ * recovers). Probes the device with a small copy; err gets the reason when false. */
+bool cuda_engine_healthy(cuda_engine *e, char *err, size_t err_cap);
+
+/* Pinned host memory for the few host-to-direct copies (cuda_copy_to_direct). */
+void *cuda_pinned_alloc(size_t bytes);
+void cuda_pinned_free(void *ptr);
+
+/* Whether [ptr, ptr + bytes) lies inside one device allocation (cuMemGetAddressRange), for
+ * client CUDA regions whose byte_size comes from a request body. */
+bool cuda_region_check(int device, void *ptr, uint64_t bytes, char *err, size_t err_cap);
+
+/* Lets `device` access `peer`'s memory directly (D2D copies into the format=cuda_ipc pool of
+ * another GPU); false where the hardware cannot (copies then go through the host). */
+bool cuda_peer_access(int device, int peer);
 
 #ifdef __cplusplus
 }

@@ -50,3 +50,10 @@ cudaError_t jh_cuda_launch(const jh_plane *planes, int n_planes, const jh_image 
         images, planes, plane_buf, rgb);
     return cudaGetLastError();
 }
+
+cudaError_t jh_cuda_check(void)
+{
+    cudaFuncAttributes a;
+    cudaError_t e = cudaFuncGetAttributes(&a, idct_blocks);
+    return e != cudaSuccess ? e : cudaFuncGetAttributes(&a, upsample_convert);
+}

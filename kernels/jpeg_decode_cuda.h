@@ -16,4 +16,7 @@ cudaError_t jh_cuda_launch(const jh_plane *planes, int n_planes, const jh_image 
                            int n_images, const int16_t *coefs, uint8_t *plane_buf, uint8_t *rgb,
                            int32_t *guard, cudaStream_t stream);
 
+/* Whether the decode kernels have an image for the current device (cudaFuncGetAttributes). */
+cudaError_t jh_cuda_check(void);
+
 #endif

@@ -2,6 +2,7 @@
 // KERNEL_FN bodies of batch.h/resample.h, shared with the host twin the CPU tests run, so GPU
 // output equals CPU output bit for bit. Weights come from the host (double, no FMA); the GPU
 // only does integer multiply-adds and table lookups.
+#include <cuda.h> // cuMemGetAddressRange (through cudaGetDriverEntryPointByVersion)
 #include <cuda_runtime.h>
 
 #include <cstdio>
@@ -71,9 +72,30 @@ bool report(cudaError_t e, const char *what, char *err, size_t cap)
 struct cuda_engine {
     int device = 0;
     cuda_engine_sizes sizes{};
+    int n_tables = 0;
     normalize_table *d_tables = nullptr;
     slot *slots = nullptr;
+    cudaStream_t probe_stream = nullptr; // cuda_engine_healthy
+    int32_t *d_probe = nullptr;
 };
+
+// Sticky errors leave the context unusable; everything else concerned one call.
+static bool device_check_kernels(int device, char *err, size_t err_cap)
+{
+    cudaFuncAttributes a;
+    cudaError_t e = cudaFuncGetAttributes(&a, horizontal_pass);
+    if (e == cudaSuccess)
+        e = cudaFuncGetAttributes(&a, vertical_pass_normalize);
+    if (e == cudaSuccess)
+        e = jh_cuda_check();
+    if (e == cudaSuccess)
+        return true;
+    char name[160];
+    cuda_device_name(device, name, sizeof name);
+    snprintf(err, err_cap, "device %d (%s): the kernels cannot run there: %s (this build's "
+             "CUDA_GENCODE has no code for it)", device, name, cudaGetErrorString(e));
+    return false;
+}
 
 extern "C" int cuda_device_count(char *name, size_t name_cap, char *err, size_t err_cap)
 {
@@ -88,11 +110,23 @@ extern "C" int cuda_device_count(char *name, size_t name_cap, char *err, size_t 
     return n;
 }
 
+extern "C" void cuda_device_name(int device, char *name, size_t name_cap)
+{
+    cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, device) == cudaSuccess)
+        snprintf(name, name_cap, "%s (sm_%d%d)", prop.name, prop.major, prop.minor);
+    else
+        snprintf(name, name_cap, "device %d", device);
+}
+
 extern "C" void cuda_engine_destroy(cuda_engine *e)
 {
     if (!e)
         return;
     cudaSetDevice(e->device);
+    if (e->probe_stream)
+        cudaStreamDestroy(e->probe_stream);
+    cudaFree(e->d_probe);
     for (int i = 0; e->slots && i < e->sizes.slots; i++) {
         slot &s = e->slots[i];
         if (s.stream)
@@ -132,12 +166,27 @@ extern "C" cuda_engine *cuda_engine_create(int device, const cuda_engine_sizes *
         return nullptr;
     e->device = device;
     e->sizes = *sizes;
+    e->n_tables = n_tables;
     e->slots = new (std::nothrow) slot[sizes->slots];
-    bool ok = e->slots && report(cudaSetDevice(device), "cudaSetDevice", err, err_cap);
+    static const unsigned sync_flags[] = {cudaDeviceScheduleAuto, cudaDeviceScheduleSpin,
+                                          cudaDeviceScheduleYield,
+                                          cudaDeviceScheduleBlockingSync};
+    unsigned flags = sync_flags[sizes->sync >= 0 && sizes->sync <= 3 ? sizes->sync : 0];
+    // flags first: they apply when the context is created (the first allocation below)
+    bool ok = e->slots && report(cudaSetDevice(device), "cudaSetDevice", err, err_cap) &&
+              (sizes->sync == CUDA_SYNC_AUTO ||
+               report(cudaSetDeviceFlags(flags), "cudaSetDeviceFlags", err, err_cap)) &&
+              device_check_kernels(device, err, err_cap);
     size_t table_bytes = sizeof(normalize_table) * (size_t)n_tables;
+    // the upload is complete before any slot stream (non-blocking: no implicit ordering with
+    // the legacy stream) can run a kernel that reads the tables
     ok = ok && report(cudaMalloc(&e->d_tables, table_bytes), "cudaMalloc tables", err, err_cap) &&
          report(cudaMemcpy(e->d_tables, tables, table_bytes, cudaMemcpyHostToDevice),
-                "copy tables", err, err_cap);
+                "copy tables", err, err_cap) &&
+         report(cudaDeviceSynchronize(), "copy tables", err, err_cap) &&
+         report(cudaStreamCreateWithFlags(&e->probe_stream, cudaStreamNonBlocking), "stream",
+                err, err_cap) &&
+         report(cudaMalloc(&e->d_probe, sizeof(int32_t)), "cudaMalloc probe", err, err_cap);
     for (int i = 0; ok && i < sizes->slots; i++) {
         slot &s = e->slots[i];
         ok = report(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking), "stream", err, err_cap) &&
@@ -229,8 +278,7 @@ extern "C" bool cuda_engine_launch(cuda_engine *e, int i, const batch_layout *b,
 {
     slot &s = e->slots[i];
     const cuda_engine_sizes &z = e->sizes;
-    bool fits = b->count <= z.max_images && b->n_coeffs <= z.coeff_ints &&
-                b->tmp_bytes <= z.tmp_bytes && b->out_bytes <= z.out_bytes;
+    bool fits = batch_layout_fits(&z, b, e->n_tables);
     for (int k = 0; k < n_uploads; k++)
         fits = fits && uploads[k].off <= z.staging_bytes &&
                uploads[k].bytes <= z.staging_bytes - uploads[k].off;
@@ -244,6 +292,9 @@ extern "C" bool cuda_engine_launch(cuda_engine *e, int i, const batch_layout *b,
     std::memcpy(s.h_coeffs, b->coeffs, sizeof(int32_t) * b->n_coeffs);
     s.out_used = b->out_bytes;
     bool ok = report(cudaSetDevice(e->device), "cudaSetDevice", err, err_cap);
+    // an earlier call's non-sticky error was reported to its caller: it must not fail this
+    // launch through the cudaGetLastError below
+    cudaGetLastError();
     for (int k = 0; ok && k < n_uploads; k++)
         ok = report(cudaMemcpyAsync(s.d_staging + uploads[k].off, s.h_staging + uploads[k].off,
                                     uploads[k].bytes, cudaMemcpyHostToDevice, s.stream),
@@ -270,8 +321,13 @@ extern "C" bool cuda_engine_copy_out_to_device(cuda_engine *e, int i, void *dst,
                                                size_t bytes, char *err, size_t err_cap)
 {
     slot &s = e->slots[i];
+    if (out_off > s.out_used || bytes > s.out_used - out_off) {
+        snprintf(err, err_cap, "copy to the output pool: outside the batch's output");
+        return false;
+    }
     // cudaMemcpyDefault: with unified addressing this also crosses devices (multi-GPU)
-    return report(cudaMemcpyAsync(dst, s.d_out + out_off, bytes, cudaMemcpyDefault, s.stream),
+    return report(cudaSetDevice(e->device), "cudaSetDevice", err, err_cap) &&
+           report(cudaMemcpyAsync(dst, s.d_out + out_off, bytes, cudaMemcpyDefault, s.stream),
                   "copy to the output pool", err, err_cap);
 }
 
@@ -302,8 +358,69 @@ extern "C" bool cuda_copy_to_direct(int device, void *dst, const void *src, size
                                     char *err, size_t err_cap)
 {
     return report(cudaSetDevice(device), "cudaSetDevice", err, err_cap) &&
-           report(cudaMemcpy(dst, src, bytes, cudaMemcpyDefault), "copy to the output pool",
-                  err, err_cap);
+           report(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, cudaStreamPerThread),
+                  "copy to the output pool", err, err_cap) &&
+           report(cudaStreamSynchronize(cudaStreamPerThread), "copy to the output pool", err,
+                  err_cap);
+}
+
+extern "C" void *cuda_pinned_alloc(size_t bytes)
+{
+    void *p = nullptr;
+    return cudaHostAlloc(&p, bytes, cudaHostAllocPortable) == cudaSuccess ? p : nullptr;
+}
+
+extern "C" void cuda_pinned_free(void *ptr)
+{
+    if (ptr)
+        cudaFreeHost(ptr);
+}
+
+extern "C" bool cuda_region_check(int device, void *ptr, uint64_t bytes, char *err,
+                                  size_t err_cap)
+{
+    typedef CUresult (*range_fn)(CUdeviceptr *, size_t *, CUdeviceptr);
+    void *fn = nullptr;
+    cudaDriverEntryPointQueryResult found;
+    if (!report(cudaSetDevice(device), "cudaSetDevice", err, err_cap) ||
+        !report(cudaGetDriverEntryPointByVersion("cuMemGetAddressRange", &fn, 12000,
+                                                 cudaEnableDefault, &found),
+                "cuMemGetAddressRange", err, err_cap))
+        return false;
+    if (!fn || found != cudaDriverEntryPointSuccess) {
+        snprintf(err, err_cap, "cuMemGetAddressRange is not available from this driver");
+        return false;
+    }
+    CUdeviceptr base = 0;
+    size_t size = 0;
+    CUresult r = ((range_fn)fn)(&base, &size, (CUdeviceptr)(uintptr_t)ptr);
+    if (r != CUDA_SUCCESS) {
+        snprintf(err, err_cap, "cuMemGetAddressRange failed (CUresult %d)", (int)r);
+        return false;
+    }
+    uint64_t avail = (uint64_t)(base + size - (CUdeviceptr)(uintptr_t)ptr);
+    if (bytes > avail) {
+        snprintf(err, err_cap, "byte_size %llu is larger than the allocation behind the handle "
+                 "(%llu bytes)", (unsigned long long)bytes, (unsigned long long)avail);
+        return false;
+    }
+    return true;
+}
+
+extern "C" bool cuda_peer_access(int device, int peer)
+{
+    int can = 0;
+    if (device == peer)
+        return true;
+    if (cudaDeviceCanAccessPeer(&can, device, peer) != cudaSuccess || !can ||
+        cudaSetDevice(device) != cudaSuccess)
+        return false;
+    cudaError_t e = cudaDeviceEnablePeerAccess(peer, 0);
+    if (e == cudaErrorPeerAccessAlreadyEnabled) {
+        cudaGetLastError(); // not an error here: clear it
+        return true;
+    }
+    return e == cudaSuccess;
 }
 
 extern "C" void *cuda_ipc_open(int device, const unsigned char handle[64], char *err,
@@ -339,5 +456,18 @@ extern "C" void cuda_host_unregister(void *ptr)
 
 extern "C" bool cuda_engine_wait(cuda_engine *e, int i, char *err, size_t err_cap)
 {
-    return report(cudaStreamSynchronize(e->slots[i].stream), "batch", err, err_cap);
+    return report(cudaSetDevice(e->device), "cudaSetDevice", err, err_cap) &&
+           report(cudaStreamSynchronize(e->slots[i].stream), "batch", err, err_cap);
+}
+
+extern "C" bool cuda_engine_healthy(cuda_engine *e, char *err, size_t err_cap)
+{
+    // A sticky error is returned again by every call; a non-sticky one is cleared by
+    // cudaGetLastError and the probe (a memset and a wait on a stream of its own) succeeds.
+    if (!report(cudaSetDevice(e->device), "cudaSetDevice", err, err_cap))
+        return false;
+    cudaGetLastError();
+    return report(cudaMemsetAsync(e->d_probe, 0, sizeof(int32_t), e->probe_stream),
+                  "device probe", err, err_cap) &&
+           report(cudaStreamSynchronize(e->probe_stream), "device probe", err, err_cap);
 }

@@ -6,6 +6,8 @@
 #        scripts/bench.sh --gpu   (CPU executor vs CUDA engine vs CUDA engine with the hybrid
 #                                  JPEG decode, batch sizes 1..256, encoded bytes to tensor,
 #                                  in-process; needs a GPU)
+#        scripts/bench.sh --cache [--seconds S] [--classes ...]  (the content cache on vs off,
+#                                  the same images repeated, over HTTP)
 #        scripts/bench.sh --entropy  (what the hybrid JPEG decode leaves on the CPU: entropy
 #                                  decoding + copy into staging, vs a full libjpeg decode, one
 #                                  core; runs anywhere)

@@ -178,13 +178,41 @@ def fast_vs_exact(url: str, blobs: list[bytes]) -> dict:
             "pixels_differing": float((d > 0).mean())}
 
 
+def cache_on_off(args, ncpu: int) -> None:
+    """The same images again and again (a catalogue re-indexed, retries): the daemon without
+    and with the content cache (cache_bytes), keep-alive clients, closed loop. The warm-up of
+    http_load sends every image once, so with the cache every measured request is a hit."""
+    print(f"machine: {platform.machine()}, {ncpu} cores; {args.clients} clients, "
+          f"{args.seconds:.0f} s per cell")
+    print("| size | cache | img/s | daemon CPU-ms/img | p50 ms | p99 ms |")
+    print("|---|---|---|---|---|---|")
+    for cls in args.classes.split(","):
+        files = sorted(BENCH.glob(f"*_{cls}.jpg"))
+        if not files:
+            sys.exit(f"no images for {cls} in {BENCH}")
+        blobs = [f.read_bytes() for f in files]
+        for label, extra in (("off", {}), ("on", {"cache_bytes": "256MiB"})):
+            daemon = Daemon({"cpu_workers": ncpu, **extra})
+            try:
+                d = http_load(daemon.url, blobs, args.clients, args.seconds, daemon.proc.pid)
+            finally:
+                daemon.stop()
+            print(f"| {cls} | {label} | {d['images_per_s']:.0f} | {d['cpu_ms_per_image']:.2f} | "
+                  f"{d['p50_ms']:.2f} | {d['p99_ms']:.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--classes", default="640x480,1920x1080,4000x3000")
     ap.add_argument("--clients", type=int, default=2)
+    ap.add_argument("--cache", action="store_true",
+                    help="only the content cache on vs off, repeated images")
     args = ap.parse_args()
     ncpu = os.cpu_count() or 1
+    if args.cache:
+        cache_on_off(args, ncpu)
+        return
     results = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {ncpu} cores",
                "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
                             if l.startswith("model name")), "?"),

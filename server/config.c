@@ -41,6 +41,7 @@ typedef enum {
     KEY_BACKEND,   /* backend_kind */
     KEY_LOG_LEVEL, /* log_level */
     KEY_GPU_DECODE, /* gpu_decode_mode */
+    KEY_BOOL,      /* bool: JSON true/false; strings "true"/"false"/"1"/"0" */
 } key_type;
 
 typedef struct {
@@ -72,6 +73,8 @@ static const key_def keys[] = {
     {"shm_mode", KEY_STRING, FIELD(shm_mode), 0, 0},
     {"backend", KEY_BACKEND, FIELD(backend), 0, 0},
     {"decode_on_gpu", KEY_GPU_DECODE, FIELD(decode_on_gpu), 0, 0},
+    {"cuda_devices", KEY_STRING, FIELD(cuda_devices), 1, 0},
+    {"cuda_sync", KEY_STRING, FIELD(cuda_sync), 0, 0},
     {"cpu_workers", KEY_INT, FIELD(cpu_workers), 0, 1024},
     {"max_batch_size", KEY_INT, FIELD(max_batch_size), 1, 4096},
     {"max_queue_delay_us", KEY_INT, FIELD(max_queue_delay_us), 0, 10000000},
@@ -86,6 +89,26 @@ static const key_def keys[] = {
     {"default_profile", KEY_STRING, FIELD(default_profile), 0, 0},
     {"default_reference", KEY_STRING, FIELD(default_reference), 0, 0},
     {"log_level", KEY_LOG_LEVEL, FIELD(log_level), 0, 0},
+    /* hostile clients (docs/deployment.md, Security) */
+    {"memory_budget_bytes", KEY_SIZE, FIELD(memory_budget_bytes), 1 << 20, (long long)SIZE_LIMIT},
+    {"max_json_output_bytes", KEY_SIZE, FIELD(max_json_output_bytes), 1, (long long)SIZE_LIMIT},
+    {"max_request_pixels", KEY_LLONG, FIELD(max_request_pixels), 1, MAX_PIXELS_LIMIT},
+    {"max_json_body_bytes", KEY_SIZE, FIELD(max_json_body_bytes), 1, (long long)SIZE_LIMIT},
+    {"allow_client_shm", KEY_BOOL, FIELD(allow_client_shm), 0, 1},
+    {"client_shm_key_prefix", KEY_STRING, FIELD(client_shm_key_prefix), 1, 0},
+    {"max_connections_per_ip", KEY_INT, FIELD(max_connections_per_ip), 0, 65536},
+    {"header_timeout_s", KEY_INT, FIELD(header_timeout_s), 1, 86400},
+    {"response_timeout_s", KEY_INT, FIELD(response_timeout_s), 1, 86400},
+    {"fetch_enabled", KEY_BOOL, FIELD(fetch_enabled), 0, 1},
+    {"fetch_allow_hosts", KEY_STRING, FIELD(fetch_allow_hosts), 1, 0},
+    {"fetch_allow_private", KEY_BOOL, FIELD(fetch_allow_private), 0, 1},
+    {"fetch_max_bytes", KEY_SIZE, FIELD(fetch_max_bytes), 1, (long long)SIZE_LIMIT},
+    {"fetch_max_request_bytes", KEY_SIZE, FIELD(fetch_max_request_bytes), 1, (long long)SIZE_LIMIT},
+    {"fetch_timeout_ms", KEY_INT, FIELD(fetch_timeout_ms), 1, 3600000},
+    {"fetch_request_timeout_ms", KEY_INT, FIELD(fetch_request_timeout_ms), 1, 3600000},
+    {"fetch_max_redirects", KEY_INT, FIELD(fetch_max_redirects), 0, 20},
+    {"fetch_concurrency", KEY_INT, FIELD(fetch_concurrency), 1, 1024},
+    {"cache_bytes", KEY_SIZE, FIELD(cache_bytes), 0, (long long)SIZE_LIMIT},
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -113,6 +136,7 @@ void config_defaults(cp_config *cfg)
     cfg->shm_lease_ttl_ms = 30000;
     snprintf(cfg->shm_mode, sizeof cfg->shm_mode, "%s", "0600");
     cfg->backend = BACKEND_AUTO;
+    snprintf(cfg->cuda_sync, sizeof cfg->cuda_sync, "%s", "auto");
     cfg->cpu_workers = 0;
     cfg->max_batch_size = 32;
     cfg->max_queue_delay_us = 0;
@@ -127,6 +151,21 @@ void config_defaults(cp_config *cfg)
     snprintf(cfg->default_profile, sizeof cfg->default_profile, "%s", "clip-224");
     snprintf(cfg->default_reference, sizeof cfg->default_reference, "%s", "transformers4");
     cfg->log_level = LOG_INFO;
+    cfg->memory_budget_bytes = 1024 * MIB;
+    cfg->max_json_output_bytes = 64 * MIB;
+    cfg->max_request_pixels = 1000000000;
+    cfg->max_json_body_bytes = 64 * 1024;
+    cfg->allow_client_shm = false;
+    cfg->client_shm_key_prefix[0] = '\0';
+    cfg->max_connections_per_ip = 0;
+    cfg->header_timeout_s = 10;
+    cfg->response_timeout_s = 60;
+    cfg->fetch_max_bytes = 16 * MIB;
+    cfg->fetch_max_request_bytes = 64 * MIB;
+    cfg->fetch_timeout_ms = 10000;
+    cfg->fetch_request_timeout_ms = 30000;
+    cfg->fetch_max_redirects = 3;
+    cfg->fetch_concurrency = 8;
 }
 
 const char *backend_kind_name(backend_kind b)
@@ -323,6 +362,12 @@ static bool apply_string(cp_config *cfg, const key_def *k, const char *where, co
     case KEY_BACKEND:
     case KEY_LOG_LEVEL:
     case KEY_GPU_DECODE: return store_enum(cfg, k, where, v, err);
+    case KEY_BOOL:
+        if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "false") || !strcmp(v, "0")) {
+            *(bool *)((char *)cfg + k->offset) = v[0] == 't' || v[0] == '1';
+            return true;
+        }
+        return cp_fail(err, CP_ERR_CONFIG, "%s: expected true or false, got \"%.40s\"", where, v);
     case KEY_INT:
     case KEY_LLONG: {
         long long x;
@@ -431,6 +476,12 @@ static bool apply_json_value(cp_config *cfg, const key_def *k, const cJSON *j, c
         if (k->type == KEY_STRING || k->type == KEY_PATH)
             return store_string(cfg, k, where, j->valuestring, base_dir, err);
         return store_enum(cfg, k, where, j->valuestring, err);
+    case KEY_BOOL:
+        if (!cJSON_IsBool(j))
+            return cp_fail(err, CP_ERR_CONFIG, "%s: expected true or false, got %s", where,
+                           json_type_name(j));
+        *(bool *)((char *)cfg + k->offset) = cJSON_IsTrue(j);
+        return true;
     case KEY_INT:
     case KEY_LLONG:
     case KEY_SIZE: {
@@ -535,6 +586,35 @@ done:
 
 /* ---- cross-key validation ------------------------------------------------------------------ */
 
+/* cuda_devices: "", "all" or distinct device numbers 0..63 separated by commas; cuda_sync: one
+ * of four words. (Whether a device exists is checked when the CUDA backend starts.) */
+static bool validate_cuda_keys(const cp_config *cfg, cp_error *err)
+{
+    const char *s = cfg->cuda_devices;
+    if (s[0] && strcmp(s, "all")) {
+        bool seen[64] = {false};
+        for (const char *p = s;;) {
+            int d = 0, digits = 0;
+            while (isdigit((unsigned char)*p) && digits < 3)
+                d = d * 10 + (*p++ - '0'), digits++;
+            if (!digits || d > 63 || seen[d] || (*p && *p != ','))
+                return cp_fail(err, CP_ERR_CONFIG,
+                               "cuda_devices: expected \"all\" or distinct CUDA device numbers "
+                               "0..63 separated by commas such as \"0,2\", got \"%.40s\"", s);
+            seen[d] = true;
+            if (!*p)
+                break;
+            p++;
+        }
+    }
+    static const char *const syncs[] = {"auto", "spin", "yield", "blocking"};
+    for (size_t i = 0; i < sizeof syncs / sizeof syncs[0]; i++)
+        if (!strcmp(cfg->cuda_sync, syncs[i]))
+            return true;
+    return cp_fail(err, CP_ERR_CONFIG, "cuda_sync: expected \"auto\", \"spin\", \"yield\" or "
+                   "\"blocking\", got \"%.40s\"", cfg->cuda_sync);
+}
+
 bool config_validate(const cp_config *cfg, cp_error *err)
 {
     for (int i = 0; i < cfg->n_preferred_batch_sizes; i++) {
@@ -560,7 +640,7 @@ bool config_validate(const cp_config *cfg, cp_error *err)
                        cfg->staging_bytes, need);
     if (cfg->max_body_bytes == 0)
         return cp_fail(err, CP_ERR_CONFIG, "max_body_bytes: must be > 0");
-    return true;
+    return validate_cuda_keys(cfg, err);
 }
 
 /* ---- files, environment, flags ------------------------------------------------------------ */
@@ -718,6 +798,10 @@ bool config_load(cp_config *cfg, int argc, char **argv, char **envp, bool *want_
             env_config = eq + 1;
             continue;
         }
+#ifdef CLIPPREP_CUDA_EMULATION
+        if (len > 4 && strncmp(suffix, "EMU_", 4) == 0)
+            continue; /* the emulated engine's fault injection (kernels/emu_faults.h) */
+#endif
         if (!env_key(suffix, len))
             return cp_fail(err, CP_ERR_CONFIG,
                            "unknown environment variable %.*s (see docs/configuration.md)",
@@ -741,6 +825,9 @@ bool config_load(cp_config *cfg, int argc, char **argv, char **envp, bool *want_
         const char *suffix = *e + strlen(ENV_PREFIX);
         size_t len = (size_t)(eq - suffix);
         if (len == 6 && strncmp(suffix, "CONFIG", 6) == 0) continue;
+#ifdef CLIPPREP_CUDA_EMULATION
+        if (len > 4 && strncmp(suffix, "EMU_", 4) == 0) continue;
+#endif
         const key_def *k = env_key(suffix, len);
         if (!k) continue; /* cannot happen: checked above */
         char where[96];
@@ -776,6 +863,7 @@ void *config_to_cjson(const cp_config *cfg)
         case KEY_BACKEND: v = cJSON_CreateString(backend_kind_name(cfg->backend)); break;
         case KEY_LOG_LEVEL: v = cJSON_CreateString(log_level_name(cfg->log_level)); break;
         case KEY_GPU_DECODE: v = cJSON_CreateString(gpu_decode_names[cfg->decode_on_gpu]); break;
+        case KEY_BOOL: v = cJSON_CreateBool(*(const bool *)src); break;
         case KEY_INT_LIST:
             v = cJSON_CreateIntArray(cfg->preferred_batch_sizes, cfg->n_preferred_batch_sizes);
             break;

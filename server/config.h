@@ -48,6 +48,10 @@ typedef struct {
                                   hybrid JPEG decode (entropy decoding on the CPU, the rest on
                                   the GPU) wherever the CUDA backend runs; "on" refuses to
                                   start without it */
+    char cuda_devices[128];    /* "cuda_devices", default "" = every visible GPU; else "0,2"
+                                  (CUDA device numbers, one worker each) */
+    char cuda_sync[16];        /* "cuda_sync", default "auto": how a thread waiting for a batch
+                                  waits: "auto" | "spin" | "yield" | "blocking" (sleeps) */
     int cpu_workers;           /* "cpu_workers", default 0 = one per online core */
     int max_batch_size;        /* "max_batch_size", default 32 */
     int max_queue_delay_us;    /* "max_queue_delay_us", default 0 on purpose: CPU never waits */
@@ -68,6 +72,37 @@ typedef struct {
                                   none, default "transformers4" (reference.h) */
     /* logging */
     log_level log_level;       /* "log_level": "debug" | "info" | "warn" | "error", default info */
+    /* hostile clients (docs/deployment.md, Security) */
+    size_t memory_budget_bytes; /* "memory_budget_bytes", default 1 GiB: all in-flight request
+                                  memory (bodies, output tensors, encoded answers), reserved
+                                  before it is allocated; over it -> 503 (413 if never) */
+    size_t max_json_output_bytes; /* "max_json_output_bytes", default 64 MiB: format=json and
+                                  /v2 JSON answers (estimated before any work) */
+    long long max_request_pixels; /* "max_request_pixels", default 1e9: sum of width x height
+                                  of one request's images (from their headers) */
+    size_t max_json_body_bytes; /* "max_json_body_bytes", default 64 KiB: the JSON part of a /v2
+                                  infer body and a register body */
+    bool allow_client_shm;     /* "allow_client_shm", default false: /v2 shared-memory register
+                                  (system and CUDA) is refused unless true, as Triton's
+                                  --allow-client-shm */
+    char client_shm_key_prefix[128]; /* "client_shm_key_prefix", default "" (any): a registered
+                                  system shm key must start with it */
+    int max_connections_per_ip; /* "max_connections_per_ip", default 0 (no limit) */
+    int header_timeout_s;      /* "header_timeout_s", default 10: request line + headers */
+    int response_timeout_s;    /* "response_timeout_s", default 60: sending one answer */
+    /* JSON input: URL fetching (fetch.h has the policy) and the content cache */
+    bool fetch_enabled;        /* "fetch_enabled", default false: {"url": "http(s)://..."} items */
+    char fetch_allow_hosts[1024]; /* "fetch_allow_hosts", default "" (any host): comma-separated
+                                  names, "*.example.com" for subdomains */
+    bool fetch_allow_private;  /* "fetch_allow_private", default false: loopback, private and
+                                  link-local addresses may be fetched */
+    size_t fetch_max_bytes;    /* "fetch_max_bytes", default 16 MiB per fetched image */
+    size_t fetch_max_request_bytes; /* "fetch_max_request_bytes", default 64 MiB per request */
+    int fetch_timeout_ms;      /* "fetch_timeout_ms", default 10000 per fetch (redirects too) */
+    int fetch_request_timeout_ms; /* "fetch_request_timeout_ms", default 30000 per request */
+    int fetch_max_redirects;   /* "fetch_max_redirects", default 3 */
+    int fetch_concurrency;     /* "fetch_concurrency", default 8: fetch threads (fetches at once) */
+    size_t cache_bytes;        /* "cache_bytes", default 0 (off): content cache budget */
 } cp_config;
 
 void config_defaults(cp_config *cfg);

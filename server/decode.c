@@ -12,6 +12,7 @@
 
 static const uint8_t PNG_MAGIC[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 static const uint8_t JPEG_MAGIC[3] = {0xff, 0xd8, 0xff};
+static const uint8_t GIF_MAGIC[4] = {'G', 'I', 'F', '8'}; /* then "7a" or "9a" */
 
 const char *image_format_name(image_format f)
 {
@@ -19,6 +20,9 @@ const char *image_format_name(image_format f)
     case IMAGE_FORMAT_JPEG: return "jpeg";
     case IMAGE_FORMAT_PNG: return "png";
     case IMAGE_FORMAT_WEBP: return "webp";
+    case IMAGE_FORMAT_GIF: return "gif";
+    case IMAGE_FORMAT_BMP: return "bmp";
+    case IMAGE_FORMAT_TIFF: return "tiff";
     default: return "unknown";
     }
 }
@@ -33,6 +37,13 @@ image_format decode_detect_format(const uint8_t *data, size_t len)
         return IMAGE_FORMAT_PNG;
     if (len >= 12 && memcmp(data, "RIFF", 4) == 0 && memcmp(data + 8, "WEBP", 4) == 0)
         return IMAGE_FORMAT_WEBP;
+    if (len >= 6 && memcmp(data, GIF_MAGIC, 4) == 0 && (data[4] == '7' || data[4] == '9') &&
+        data[5] == 'a')
+        return IMAGE_FORMAT_GIF;
+    if (decode_bmp_is(data, len))
+        return IMAGE_FORMAT_BMP;
+    if (decode_tiff_is(data, len))
+        return IMAGE_FORMAT_TIFF;
     return IMAGE_FORMAT_UNKNOWN;
 }
 
@@ -45,6 +56,8 @@ static bool truncated_magic(const uint8_t *data, size_t len)
         return true;
     if (len < 12 && memcmp(data, "RIFF", len < 4 ? len : 4) == 0 &&
         (len <= 8 || memcmp(data + 8, "WEBP", len - 8) == 0))
+        return true;
+    if (len < 6 && memcmp(data, GIF_MAGIC, len < 4 ? len : 4) == 0)
         return true;
     return false;
 }
@@ -63,12 +76,15 @@ bool decode_read_header(const uint8_t *data, size_t len, image_header *hdr, cp_e
     case IMAGE_FORMAT_JPEG: ok = decode_jpeg_header(data, len, hdr, err); break;
     case IMAGE_FORMAT_PNG: ok = decode_png_header(data, len, hdr, err); break;
     case IMAGE_FORMAT_WEBP: ok = decode_webp_header(data, len, hdr, err); break;
+    case IMAGE_FORMAT_GIF: ok = decode_gif_header(data, len, hdr, err); break;
+    case IMAGE_FORMAT_BMP: ok = decode_bmp_header(data, len, hdr, err); break;
+    case IMAGE_FORMAT_TIFF: ok = decode_tiff_header(data, len, hdr, err); break;
     default:
         if (truncated_magic(data, len))
             return cp_fail(err, CP_ERR_INVALID_IMAGE,
                            "image data truncated inside the file signature (%zu bytes)", len);
         return cp_fail(err, CP_ERR_UNSUPPORTED_FORMAT,
-                       "unsupported image format (not JPEG, PNG or WebP)");
+                       "unsupported image format (not JPEG, PNG, WebP, GIF, BMP or TIFF)");
     }
     if (!ok) {
         image_format f = hdr->format;
@@ -267,6 +283,9 @@ bool decode_rgb(const uint8_t *data, size_t len, const image_header *hdr,
     }
     case IMAGE_FORMAT_PNG: ok = decode_png_pixels(data, len, hdr, white, target, err); break;
     case IMAGE_FORMAT_WEBP: ok = decode_webp_pixels(data, len, hdr, white, target, err); break;
+    case IMAGE_FORMAT_GIF: ok = decode_gif_pixels(data, len, hdr, white, target, err); break;
+    case IMAGE_FORMAT_BMP: ok = decode_bmp_pixels(data, len, hdr, white, target, err); break;
+    case IMAGE_FORMAT_TIFF: ok = decode_tiff_pixels(data, len, hdr, white, target, err); break;
     default: ok = cp_fail(err, CP_ERR_INTERNAL, "decode_rgb: unknown format"); break;
     }
 

@@ -71,6 +71,28 @@ bool decode_webp_header(const uint8_t *data, size_t len, image_header *hdr, cp_e
 bool decode_webp_pixels(const uint8_t *data, size_t len, const image_header *hdr,
                         bool alpha_onto_white, uint8_t *dst, cp_error *err);
 
+bool decode_gif_header(const uint8_t *data, size_t len, image_header *hdr, cp_error *err);
+bool decode_gif_pixels(const uint8_t *data, size_t len, const image_header *hdr,
+                       bool alpha_onto_white, uint8_t *dst, cp_error *err);
+
+bool decode_bmp_is(const uint8_t *data, size_t len); /* "BM" and a known header size */
+bool decode_bmp_header(const uint8_t *data, size_t len, image_header *hdr, cp_error *err);
+bool decode_bmp_pixels(const uint8_t *data, size_t len, const image_header *hdr,
+                       bool alpha_onto_white, uint8_t *dst, cp_error *err);
+/* RGBA as Pillow opens a BMP with an alpha bitfield (open_clip resizes in RGBA), 4 bytes per
+ * pixel. */
+bool decode_bmp_rgba(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
+                     cp_error *err);
+
+bool decode_tiff_is(const uint8_t *data, size_t len); /* "II*\0", "MM\0*" (or BigTIFF) */
+bool decode_tiff_header(const uint8_t *data, size_t len, image_header *hdr, cp_error *err);
+bool decode_tiff_pixels(const uint8_t *data, size_t len, const image_header *hdr,
+                        bool alpha_onto_white, uint8_t *dst, cp_error *err);
+/* RGBA (LA as L,L,L,A) as Pillow opens a TIFF with unassociated alpha, 4 bytes per pixel,
+ * already transposed by its Orientation tag. */
+bool decode_tiff_rgba(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
+                      cp_error *err);
+
 /* Pillow's CMYK -> RGB (Convert.c cmyk2rgb) for one pixel of *Pillow's* CMYK values; the same
  * body the hybrid GPU decode runs. */
 static inline void decode_cmyk_to_rgb(uint8_t *out, unsigned c, unsigned m, unsigned y,

@@ -24,6 +24,12 @@ static const struct {
     [CP_ERR_UNAVAILABLE] = {"unavailable", 503},
     [CP_ERR_INTERNAL] = {"internal", 500},
     [CP_ERR_CONFIG] = {"config", 500},
+    [CP_ERR_FETCH_DISABLED] = {"fetch_disabled", 403},
+    [CP_ERR_FETCH_REFUSED] = {"fetch_refused", 403},
+    [CP_ERR_FETCH_FAILED] = {"fetch_failed", 422},
+    [CP_ERR_FETCH_TOO_LARGE] = {"fetch_too_large", 413},
+    [CP_ERR_FETCH_TIMEOUT] = {"fetch_timeout", 422},
+    [CP_ERR_CACHE_MISS] = {"cache_miss", 404},
 };
 
 int cp_fail(cp_error *err, cp_status status, const char *fmt, ...)

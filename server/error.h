@@ -21,6 +21,13 @@ typedef enum {
     CP_ERR_UNAVAILABLE,        /* 503 unavailable: backend failed or not ready */
     CP_ERR_INTERNAL,           /* 500 internal */
     CP_ERR_CONFIG,             /* start-up only: invalid configuration */
+    /* JSON input (json_input.c, fetch.c, preprocess_input.c) */
+    CP_ERR_FETCH_DISABLED,     /* 403 fetch_disabled: a URL item while fetch_enabled is false */
+    CP_ERR_FETCH_REFUSED,      /* 403 fetch_refused: scheme, host or resolved address refused */
+    CP_ERR_FETCH_FAILED,       /* 422 fetch_failed: DNS, connection, HTTP status, redirects */
+    CP_ERR_FETCH_TOO_LARGE,    /* 413 fetch_too_large: over fetch_max_(request_)bytes */
+    CP_ERR_FETCH_TIMEOUT,      /* 422 fetch_timeout: over fetch_(request_)timeout_ms */
+    CP_ERR_CACHE_MISS,         /* 404 cache_miss: {"hash"} not in the content cache */
     CP_STATUS_COUNT
 } cp_status;
 

@@ -24,15 +24,18 @@ struct executor {
     const char *backend;    /* "cpu" | "cuda" */
     int workers;
     char device[128];       /* e.g. "2 CPU workers" or the GPU's name */
+    atomic_int gpus_lost;   /* CUDA: GPUs taken out of service (docs/gpu.md); /healthz is 503
+                               from the first on, so that the orchestrator restarts us */
+    int ipc_device;         /* CUDA: the device of the format=cuda_ipc pool (first used GPU) */
 };
 
 executor *executor_cpu_create(batch_queue *q, int workers, cp_error *err);
 
-/* NULL with err set where CUDA is not compiled in or no device is usable. tables: the
- * normalisation tables (jobs point into this array); max_slot_bytes: the largest output slot of
- * any profile and dtype; ready is cleared when the device fails. */
+/* NULL with err set where CUDA is not compiled in, no device is usable, a cuda_devices entry
+ * does not exist or the kernels cannot run on a device. tables: the normalisation tables
+ * (jobs point into this array); max_slot_bytes: the largest output slot of any profile and
+ * dtype. A GPU that fails later is handled inside (docs/gpu.md): gpus_lost counts them. */
 executor *executor_cuda_create(batch_queue *q, const cp_config *cfg, const normalize_table *tables,
-                               int n_tables, size_t max_slot_bytes, atomic_bool *ready,
-                               cp_error *err);
+                               int n_tables, size_t max_slot_bytes, cp_error *err);
 
 #endif

@@ -85,24 +85,54 @@ void geometry_compute_ref(const profile *p, reference_id ref, int src_w, int src
     }
 }
 
-void geometry_compute(const profile *p, int src_w, int src_h, image_geometry *g)
+void geometry_resized_size(const profile *p, int src_w, int src_h, long long *w, long long *h)
 {
     if (p->resize == RESIZE_EXACT) {
-        g->resized_w = p->resize_width;
-        g->resized_h = p->resize_height;
-    } else if (p->resize == RESIZE_LONGEST) {
-        fit_longest(p, src_w, src_h, &g->resized_w, &g->resized_h);
-    } else {
-        /* short side -> S, long side trunc(S*long/short) in double, as Python's int(S*l/s) */
-        long long s = p->shortest_edge;
-        if (src_w <= src_h) {
-            g->resized_w = (int)s;
-            g->resized_h = (int)((double)(s * src_h) / (double)src_w);
-        } else {
-            g->resized_h = (int)s;
-            g->resized_w = (int)((double)(s * src_w) / (double)src_h);
-        }
+        *w = p->resize_width;
+        *h = p->resize_height;
+        return;
     }
+    if (p->resize == RESIZE_LONGEST) { /* never larger than the box */
+        int lw, lh;
+        fit_longest(p, src_w > 0 ? src_w : 1, src_h > 0 ? src_h : 1, &lw, &lh);
+        *w = lw;
+        *h = lh;
+        return;
+    }
+    /* short side -> S, long side trunc(S*long/short) in double, as Python's int(S*l/s); in
+     * 64 bits: a 1x6400000 image at S=336 is 2150400000 rows, past int */
+    long long s = p->shortest_edge;
+    if (src_w <= 0 || src_h <= 0) {
+        *w = *h = 0;
+    } else if (src_w <= src_h) {
+        *w = s;
+        *h = (long long)((double)(s * src_h) / (double)src_w);
+    } else {
+        *h = s;
+        *w = (long long)((double)(s * src_w) / (double)src_h);
+    }
+}
+
+bool geometry_check(const profile *p, int src_w, int src_h, cp_error *err)
+{
+    long long w, h;
+    geometry_resized_size(p, src_w, src_h, &w, &h);
+    if (w <= GEOMETRY_MAX_RESIZED_SIDE && h <= GEOMETRY_MAX_RESIZED_SIDE)
+        return true;
+    return cp_fail(err, CP_ERR_IMAGE_TOO_LARGE,
+                   "aspect ratio too extreme: profile %s would resize this %dx%d image to "
+                   "%lldx%lld, more than %d per side",
+                   p->name, src_w, src_h, w, h, GEOMETRY_MAX_RESIZED_SIDE);
+}
+
+void geometry_compute(const profile *p, int src_w, int src_h, image_geometry *g)
+{
+    long long w, h;
+    geometry_resized_size(p, src_w, src_h, &w, &h);
+    if (w > GEOMETRY_MAX_RESIZED_SIDE || h > GEOMETRY_MAX_RESIZED_SIDE)
+        w = h = 0; /* refused at admission (geometry_check); 0 makes any plan fail, never UB */
+    g->resized_w = (int)w;
+    g->resized_h = (int)h;
     if (p->crop == CROP_NONE) {
         g->top = g->left = 0;
         g->out_w = g->resized_w;

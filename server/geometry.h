@@ -3,7 +3,10 @@
 #ifndef CLIPPREP_GEOMETRY_H
 #define CLIPPREP_GEOMETRY_H
 
+#include <stdbool.h>
+
 #include "decode.h"
+#include "error.h"
 #include "profile.h"
 
 typedef struct {
@@ -12,6 +15,18 @@ typedef struct {
     int out_w, out_h;
 } image_geometry;
 
+/* The largest resized side accepted: int arithmetic in the planner (window + crop) keeps
+ * headroom below INT_MAX. Only absurd aspect ratios reach it (1:4.8 million at S=224). */
+#define GEOMETRY_MAX_RESIZED_SIDE (1 << 30)
+
+/* The full resize target in 64 bits (no overflow for any int source size). */
+void geometry_resized_size(const profile *p, int src_w, int src_h, long long *w, long long *h);
+
+/* false (413 image_too_large, saying why) when the resized size exceeds
+ * GEOMETRY_MAX_RESIZED_SIDE: checked at admission so such images never reach a worker. */
+bool geometry_check(const profile *p, int src_w, int src_h, cp_error *err);
+
+/* Resized sizes over the limit come out as 0 (the plan then fails), never as overflowed ints. */
 void geometry_compute(const profile *p, int src_w, int src_h, image_geometry *g);
 /* For a job: an identity geometry when the decoder already produced the final window
  * (opt->native, native_mode.h), else geometry_compute_ref. */

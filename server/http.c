@@ -7,12 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <errno.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "conn_deadlines.h"
 #include "http_util.h"
 #include "log.h"
 #include "metrics.h"
@@ -72,17 +74,41 @@ static enum MHD_Result answer_status(request *r, cp_status st, const char *messa
     return send_response(r->conn, r->status, resp, r->id);
 }
 
+static bool authorized(const server_ctx *srv, struct MHD_Connection *conn, route_id route);
+
+static int gpus_lost(const server_ctx *srv)
+{
+    return srv->exec ? atomic_load(&srv->exec->gpus_lost) : 0;
+}
+
+/* Liveness: 503 once a GPU was taken out (docs/gpu.md): only a new process gets a new CUDA
+ * context, so the orchestrator should restart us; SIGTERM drains first. */
+static enum MHD_Result answer_healthz(request *r)
+{
+    int lost = gpus_lost(r->srv);
+    if (lost == 0)
+        return answer_json(r, 200, "{\"status\":\"ok\"}");
+    char body[160];
+    snprintf(body, sizeof body, "{\"status\":\"gpu_lost\",\"gpus_lost\":%d}", lost);
+    return answer_json(r, 503, body);
+}
+
+/* Readiness: the daemon answers correctly (a lost GPU's work goes to healthy GPUs or the CPU
+ * path), so it stays ready until it drains. */
 static enum MHD_Result answer_readyz(request *r)
 {
     server_ctx *srv = r->srv;
     bool ready = atomic_load(&srv->ready) && !atomic_load(&srv->draining);
+    if (!authorized(srv, r->conn, ROUTE_PREPROCESS)) /* the probe answers; details need the token */
+        return answer_json(r, ready ? 200 : 503, ready ? "{\"ready\":true}" : "{\"ready\":false}");
     char body[512];
     snprintf(body, sizeof body,
              "{\"ready\":%s,\"backend\":\"%s\",\"device\":\"%s\",\"workers\":%d,"
-             "\"draining\":%s,\"queue_depth\":%d}",
+             "\"draining\":%s,\"queue_depth\":%d,\"gpus_lost\":%d}",
              ready ? "true" : "false", srv->exec ? srv->exec->backend : "none",
              srv->exec ? srv->exec->device : "", srv->exec ? srv->exec->workers : 0,
-             atomic_load(&srv->draining) ? "true" : "false", queue_depth(&srv->queue));
+             atomic_load(&srv->draining) ? "true" : "false", queue_depth(&srv->queue),
+             gpus_lost(srv));
     return answer_json(r, ready ? 200 : 503, body);
 }
 
@@ -156,7 +182,7 @@ static bool authorized(const server_ctx *srv, struct MHD_Connection *conn, route
     if (!token[0] || route == ROUTE_HEALTHZ || route == ROUTE_READYZ)
         return true;
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-    if (!h || strncmp(h, "Bearer ", 7))
+    if (!h || strncasecmp(h, "Bearer ", 7)) /* the scheme is case-insensitive (RFC 7235) */
         return false;
     h += 7;
     size_t n = strlen(token), m = strlen(h);
@@ -175,6 +201,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     server_ctx *srv = cls;
     request *r = *con_cls;
     if (!r) {
+        conn_deadlines_headers_done(conn);
         r = request_new(srv, conn, route_for(url));
         if (!r)
             return MHD_NO;
@@ -191,7 +218,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         switch (r->route) {
         case ROUTE_HEALTHZ:
-            return get ? answer_json(r, 200, "{\"status\":\"ok\"}")
+            return get ? answer_healthz(r)
                        : answer_status(r, CP_ERR_METHOD_NOT_ALLOWED, "use GET", "GET, HEAD");
         case ROUTE_READYZ:
             return get ? answer_readyz(r)
@@ -238,7 +265,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    (void)conn;
+    conn_deadlines_request_done(conn);
     request *r = *con_cls;
     if (!r)
         return;
@@ -298,6 +325,10 @@ static int unix_listener(const char *path, cp_error *err)
 bool http_start(server_ctx *srv, cp_error *err)
 {
     const cp_config *cfg = srv->cfg;
+    srv->deadlines = conn_deadlines_start(cfg->header_timeout_s, cfg->response_timeout_s,
+                                          cfg->connection_timeout_s);
+    if (!srv->deadlines)
+        return cp_fail(err, CP_ERR_CONFIG, "cannot start the connection deadline watchdog");
     if (cfg->unix_socket[0]) {
         int fd = unix_listener(cfg->unix_socket, err);
         if (fd < 0)
@@ -309,6 +340,7 @@ bool http_start(server_ctx *srv, cp_error *err)
             MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
             MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
+            MHD_OPTION_NOTIFY_CONNECTION, conn_deadlines_notify, srv->deadlines,
             cfg->http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
             (unsigned)cfg->http_threads, MHD_OPTION_END);
         if (!srv->daemon) {
@@ -337,6 +369,8 @@ bool http_start(server_ctx *srv, cp_error *err)
         mhd_log, NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, srv, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout_s,
+        MHD_OPTION_NOTIFY_CONNECTION, conn_deadlines_notify, srv->deadlines,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip, /* 0: none */
         cfg->http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
         (unsigned)cfg->http_threads, MHD_OPTION_END);
     freeaddrinfo(ai);
@@ -353,6 +387,8 @@ void http_stop(server_ctx *srv)
     if (srv->daemon)
         MHD_stop_daemon(srv->daemon);
     srv->daemon = NULL;
+    conn_deadlines_stop(srv->deadlines); /* after MHD: every connection is closed by now */
+    srv->deadlines = NULL;
     if (srv->cfg->unix_socket[0])
         unlink(srv->cfg->unix_socket);
 }

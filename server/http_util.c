@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "conn_deadlines.h"
 #include "log.h"
 
 struct MHD_Response *json_response(const char *json)
@@ -39,6 +40,7 @@ enum MHD_Result send_response(struct MHD_Connection *conn, int status, struct MH
         return MHD_NO;
     if (request_id && *request_id)
         MHD_add_response_header(resp, "X-Request-Id", request_id);
+    conn_deadlines_responding(conn); /* the client now has response_timeout_s to take it */
     enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return ret;

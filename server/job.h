@@ -26,6 +26,8 @@ typedef struct job {
     bool out_direct;             /* CUDA executor: copy the result straight to `out` on the
                                     batch's stream — device memory (format=cuda_ipc) or the
                                     shm pool registered as pinned memory (format=shm) */
+    bool out_device;             /* `out` is device memory (format=cuda_ipc, a v2 CUDA region):
+                                    a CPU-path result reaches it only through a CUDA copy */
     uint64_t enqueue_ns;         /* monotonic time it entered the queue */
 } job;
 

@@ -15,6 +15,8 @@
 #include <webp/decode.h>
 #include <microhttpd.h>
 
+#include "content_cache.h"
+#include "fetch.h"
 #include "log.h"
 #include "profile_import.h"
 #include "server.h"
@@ -77,8 +79,8 @@ static executor *start_executor(server_ctx *srv, cp_error *err)
             if (bytes > max_slot)
                 max_slot = bytes;
         }
-        executor *e = executor_cuda_create(&srv->queue, cfg, srv->tables, srv->profiles.count * REF_COUNT,
-                                           max_slot, &srv->ready, &cuda_err);
+        executor *e = executor_cuda_create(&srv->queue, cfg, srv->tables,
+                                           srv->profiles.count * REF_COUNT, max_slot, &cuda_err);
         if (e)
             return e;
         if (cfg->backend == BACKEND_CUDA) {
@@ -101,7 +103,8 @@ static executor *start_executor(server_ctx *srv, cp_error *err)
 }
 
 /* CUDA backend: the shm pool is registered as pinned memory (D2H lands in it directly), and
- * format=cuda_ipc gets a device buffer on GPU 0, exported once, with slots and leases. */
+ * format=cuda_ipc gets a device buffer on the first used GPU, exported once, with slots and
+ * leases. */
 static void start_ipc_pool(server_ctx *srv)
 {
     const cp_config *cfg = srv->cfg;
@@ -126,16 +129,19 @@ static void start_ipc_pool(server_ctx *srv)
     }
 #ifdef CLIPPREP_WITH_CUDA
     char cerr[256] = "";
-    srv->ipc_device = 0;
-    srv->ipc_base = cuda_ipc_pool_create(0, cfg->cuda_ipc_bytes, srv->ipc_handle, cerr, sizeof cerr);
+    srv->ipc_device = srv->exec->ipc_device;
+    srv->ipc_base = cuda_ipc_pool_create(srv->ipc_device, cfg->cuda_ipc_bytes, srv->ipc_handle,
+                                         cerr, sizeof cerr);
     cp_error err = {0};
+    char pool_name[32];
+    snprintf(pool_name, sizeof pool_name, "cuda:%d", srv->ipc_device);
     if (srv->ipc_base)
-        srv->ipc_pool = shm_pool_create_external("cuda:0", srv->ipc_base, cfg->cuda_ipc_bytes,
+        srv->ipc_pool = shm_pool_create_external(pool_name, srv->ipc_base, cfg->cuda_ipc_bytes,
                                                  cfg->shm_slot_bytes,
                                                  (uint64_t)cfg->shm_lease_ttl_ms, &err);
     if (!srv->ipc_pool) {
         snprintf(srv->ipc_error, sizeof srv->ipc_error, "%s", cerr[0] ? cerr : err.message);
-        cuda_ipc_pool_free(0, srv->ipc_base);
+        cuda_ipc_pool_free(srv->ipc_device, srv->ipc_base);
         srv->ipc_base = NULL;
         char esc[300];
         json_escape(srv->ipc_error, esc, sizeof esc);
@@ -187,6 +193,7 @@ int main(int argc, char **argv, char **envp)
     }
     log_set_level(cfg.log_level);
     srv.cfg = &cfg;
+    mem_budget_init(&srv.budget, cfg.memory_budget_bytes);
     unsigned long long id_seed = 0; /* request ids differ across restarts */
     if (getrandom(&id_seed, sizeof id_seed, 0) != (ssize_t)sizeof id_seed)
         id_seed = (unsigned long long)time(NULL) << 20;
@@ -236,8 +243,20 @@ int main(int argc, char **argv, char **envp)
     } else {
         snprintf(srv.shm_error, sizeof srv.shm_error, "disabled (shm_bytes is 0)");
     }
+    if (cfg.fetch_enabled && !(srv.fetcher = fetcher_create(&cfg, &err))) {
+        fprintf(stderr, "clipprepd: %s\n", err.message);
+        return 2;
+    }
+    if (cfg.cache_bytes > 0 && !(srv.cache = content_cache_create(cfg.cache_bytes))) {
+        fprintf(stderr, "clipprepd: cache_bytes: out of memory\n");
+        return 1;
+    }
     srv.regions = shm_regions_create();
     srv.cuda_regions = shm_regions_create();
+    shm_regions_set_prefix(srv.regions, cfg.client_shm_key_prefix);
+    shm_regions_reserve_key(srv.regions, cfg.shm_name); /* never a client's, even if absent */
+    if (srv.shm)
+        shm_regions_reserve_key(srv.regions, shm_pool_key(srv.shm));
     srv.exec = start_executor(&srv, &err);
     if (!srv.exec) {
         fprintf(stderr, "clipprepd: %s\n", err.message);
@@ -275,8 +294,13 @@ int main(int argc, char **argv, char **envp)
     queue_close(&srv.queue);
     srv.exec->ops->stop(srv.exec);
     end_shm_waits(&srv); /* none can be left suspended when MHD stops */
+    /* Fetches still running end within their time caps; each resumes its request, which is
+     * then answered 503 (draining): no connection stays suspended. */
+    fetcher_destroy(srv.fetcher);
+    srv.fetcher = NULL;
     drain(&srv, 5);
     http_stop(&srv);
+    content_cache_destroy(srv.cache);
     srv.exec->ops->destroy(srv.exec);
     queue_destroy(&srv.queue);
 #ifdef CLIPPREP_WITH_CUDA

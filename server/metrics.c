@@ -30,6 +30,10 @@ static histogram hists[HIST_COUNT] = {
         .bounds = {.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, 1}},
     [HIST_BATCH_SIZE] = {.name = "clipprep_batch_size", .help = "Images per batch taken from the queue", .n = 10,
         .bounds = {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024}},
+    [HIST_FETCH_SECONDS] = {.name = "clipprep_fetch_seconds", .help = "Time to fetch one image URL (JSON input), redirects included", .n = 11,
+        .bounds = {.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5}},
+    [HIST_ANSWER_SECONDS] = {.name = "clipprep_answer_seconds", .help = "Time to build a /v1/preprocess response once its images are done", .n = 10,
+        .bounds = {.00001, .0001, .00025, .0005, .001, .0025, .005, .01, .05, .25}},
 };
 
 static const char *const routes[] = {"/v1/preprocess", "/v1/profiles", "/healthz", "/readyz",
@@ -41,6 +45,30 @@ static atomic_ullong request_counts[N_ROUTES][N_STATUSES + 1]; /* last: any othe
 static atomic_ullong images_total;
 static atomic_ullong pinned_bytes;
 static atomic_ullong hybrid_counts[JPEG_HYBRID_REASONS];
+static atomic_ullong gpu_failures[2], gpu_redone, gpus_lost;
+static const char *const fetch_results[] = {"ok", "fetch_refused", "fetch_failed",
+                                            "fetch_too_large", "fetch_timeout", "other"};
+#define N_FETCH_RESULTS (sizeof fetch_results / sizeof fetch_results[0])
+static atomic_ullong fetch_counts[N_FETCH_RESULTS];
+static atomic_ullong cache_values[5]; /* hits, misses, evictions, entries, bytes */
+
+void metrics_count_fetch(const char *result)
+{
+    size_t i = 0;
+    while (i < N_FETCH_RESULTS - 1 && strcmp(fetch_results[i], result))
+        i++;
+    atomic_fetch_add_explicit(&fetch_counts[i], 1, memory_order_relaxed);
+}
+
+void metrics_set_cache(uint64_t hits, uint64_t misses, uint64_t evictions, uint64_t entries,
+                       uint64_t bytes)
+{
+    atomic_store(&cache_values[0], hits);
+    atomic_store(&cache_values[1], misses);
+    atomic_store(&cache_values[2], evictions);
+    atomic_store(&cache_values[3], entries);
+    atomic_store(&cache_values[4], bytes);
+}
 
 void metrics_observe(metric_hist h, double value)
 {
@@ -68,11 +96,28 @@ void metrics_count_request(const char *route, int status)
 void metrics_add_images(uint64_t n) { atomic_fetch_add_explicit(&images_total, n, memory_order_relaxed); }
 void metrics_set_pinned_bytes(uint64_t bytes) { atomic_store(&pinned_bytes, bytes); }
 
+static atomic_ullong budget_used, budget_peak, budget_limit;
+void metrics_set_memory_budget(uint64_t used, uint64_t peak, uint64_t limit)
+{
+    atomic_store(&budget_used, used);
+    atomic_store(&budget_peak, peak);
+    atomic_store(&budget_limit, limit);
+}
+
 void metrics_count_hybrid_decode(int reason)
 {
     if (reason >= 0 && reason < JPEG_HYBRID_REASONS)
         atomic_fetch_add_explicit(&hybrid_counts[reason], 1, memory_order_relaxed);
 }
+
+void metrics_count_gpu_failure(int sticky, int images_redone)
+{
+    atomic_fetch_add_explicit(&gpu_failures[sticky != 0], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&gpu_redone, (unsigned long long)images_redone,
+                              memory_order_relaxed);
+}
+
+void metrics_count_gpu_lost(void) { atomic_fetch_add(&gpus_lost, 1); }
 
 typedef struct {
     char *s;
@@ -132,6 +177,15 @@ char *metrics_render(const char *version, const char *backend, int queue_depth, 
     put(&b, "# HELP clipprep_pinned_bytes Pinned host memory held by the CUDA executor\n"
             "# TYPE clipprep_pinned_bytes gauge\nclipprep_pinned_bytes %llu\n",
         (unsigned long long)atomic_load(&pinned_bytes));
+    put(&b, "# HELP clipprep_memory_budget_used_bytes In-flight request memory reserved now "
+            "(bodies, outputs, JSON answers)\n# TYPE clipprep_memory_budget_used_bytes gauge\n"
+            "clipprep_memory_budget_used_bytes %llu\n"
+            "# HELP clipprep_memory_budget_peak_bytes The most ever reserved at once\n"
+            "# TYPE clipprep_memory_budget_peak_bytes gauge\nclipprep_memory_budget_peak_bytes %llu\n"
+            "# HELP clipprep_memory_budget_bytes The budget (memory_budget_bytes)\n"
+            "# TYPE clipprep_memory_budget_bytes gauge\nclipprep_memory_budget_bytes %llu\n",
+        (unsigned long long)atomic_load(&budget_used), (unsigned long long)atomic_load(&budget_peak),
+        (unsigned long long)atomic_load(&budget_limit));
     put(&b, "# HELP clipprep_gpu_decode_images_total Images of the hybrid JPEG decode (CUDA "
             "backend, decode_on_gpu): result=\"ok\" decoded on the GPU, otherwise why the CPU "
             "decoded it\n# TYPE clipprep_gpu_decode_images_total counter\n");
@@ -139,6 +193,35 @@ char *metrics_render(const char *version, const char *backend, int queue_depth, 
         put(&b, "clipprep_gpu_decode_images_total{result=\"%s\"} %llu\n",
             jpeg_hybrid_reason_name((jpeg_hybrid_reason)r),
             (unsigned long long)atomic_load(&hybrid_counts[r]));
+    put(&b, "# HELP clipprep_gpu_failures_total Failed GPU launches, copies or waits (CUDA "
+            "backend); sticky=\"true\": the CUDA context was lost\n"
+            "# TYPE clipprep_gpu_failures_total counter\n"
+            "clipprep_gpu_failures_total{sticky=\"false\"} %llu\n"
+            "clipprep_gpu_failures_total{sticky=\"true\"} %llu\n",
+        (unsigned long long)atomic_load(&gpu_failures[0]),
+        (unsigned long long)atomic_load(&gpu_failures[1]));
+    put(&b, "# HELP clipprep_gpu_redone_images_total Images of failed GPU batches redone on the "
+            "CPU path\n# TYPE clipprep_gpu_redone_images_total counter\n"
+            "clipprep_gpu_redone_images_total %llu\n",
+        (unsigned long long)atomic_load(&gpu_redone));
+    put(&b, "# HELP clipprep_gpus_lost GPUs taken out of service (/healthz answers 503)\n"
+            "# TYPE clipprep_gpus_lost gauge\nclipprep_gpus_lost %llu\n",
+        (unsigned long long)atomic_load(&gpus_lost));
+    put(&b, "# HELP clipprep_fetch_total Image URLs fetched (JSON input), by result\n"
+            "# TYPE clipprep_fetch_total counter\n");
+    for (size_t i = 0; i < N_FETCH_RESULTS; i++)
+        put(&b, "clipprep_fetch_total{result=\"%s\"} %llu\n", fetch_results[i],
+            (unsigned long long)atomic_load(&fetch_counts[i]));
+    static const char *const cache_names[5][3] = {
+        {"clipprep_cache_hits_total", "counter", "Images answered from the content cache"},
+        {"clipprep_cache_misses_total", "counter", "Content cache look-ups that missed"},
+        {"clipprep_cache_evictions_total", "counter", "Entries evicted to stay within cache_bytes"},
+        {"clipprep_cache_entries", "gauge", "Tensors held by the content cache"},
+        {"clipprep_cache_bytes", "gauge", "Bytes held by the content cache (with overhead)"}};
+    for (int i = 0; i < 5; i++)
+        put(&b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", cache_names[i][0], cache_names[i][2],
+            cache_names[i][0], cache_names[i][1], cache_names[i][0],
+            (unsigned long long)atomic_load(&cache_values[i]));
     for (int h = 0; h < HIST_COUNT; h++) {
         histogram *m = &hists[h];
         put(&b, "# HELP %s %s\n# TYPE %s histogram\n", m->name, m->help, m->name);

@@ -10,9 +10,11 @@
 #include "image_work.h"
 #include "http_util.h"
 #include "log.h"
+#include "mem_budget.h"
 #include "metrics.h"
 #include "kserve.h"
 #include "multipart.h"
+#include "preprocess_input.h"
 #include "shm_pool.h"
 #include "shm_regions.h"
 #include "request.h"
@@ -55,10 +57,12 @@ void request_unref(request *r)
         free(r->kreq);
     }
     shm_region_put(r->region);
+    preprocess_input_free(r->input);
     pthread_mutex_destroy(&r->mu);
     free(r->body);
     free(r->jobs);
     free(r->out_buf);
+    request_release_all(r);
     free(r);
 }
 
@@ -95,6 +99,9 @@ enum MHD_Result preprocess_first_call(request *r)
                                 "request body too large: %llu bytes, limit %zu (max_body_bytes)",
                                 n, r->srv->cfg->max_body_bytes);
         if (*end == '\0' && n > 0) {
+            cp_error err = {0};
+            if (!request_reserve(r, (size_t)n, "the request body", &err))
+                return request_answer_error(r, &err, -1);
             r->body = malloc((size_t)n);
             if (!r->body)
                 return answer_error(r, CP_ERR_OVERLOADED, "out of memory");
@@ -127,6 +134,10 @@ enum MHD_Result preprocess_upload(request *r, const char *data, size_t *size)
             cap *= 2;
         if (cap > r->srv->cfg->max_body_bytes)
             cap = r->srv->cfg->max_body_bytes;
+        if (!request_reserve(r, cap - r->cap, "the request body", &r->upload_err)) {
+            r->body_too_large = true; /* answered (503 or 413) once the upload ends */
+            return MHD_YES;
+        }
         uint8_t *b = realloc(r->body, cap);
         if (!b) {
             r->body_too_large = true;
@@ -272,6 +283,8 @@ enum MHD_Result request_answer_error(request *r, const cp_error *err, int index)
 enum MHD_Result preprocess_body_complete(request *r)
 {
     const cp_config *cfg = r->srv->cfg;
+    if (r->body_too_large && r->upload_err.status != CP_OK)
+        return request_answer_error(r, &r->upload_err, -1);
     if (r->body_too_large)
         return answer_error(r, CP_ERR_BODY_TOO_LARGE,
                             "request body too large: limit %zu bytes (max_body_bytes)",
@@ -279,6 +292,8 @@ enum MHD_Result preprocess_body_complete(request *r)
     bool exif = false;
     if (parse_params(r, &exif) != MHD_YES || atomic_load(&r->state) == REQ_ANSWERED)
         return MHD_YES;
+    if (preprocess_input_is_json(r)) /* also when back from its URL fetches */
+        return preprocess_input_json(r, exif);
     if (r->len == 0)
         return answer_error(r, CP_ERR_BAD_REQUEST,
                             "empty request body: send an image, or multipart/form-data");
@@ -294,7 +309,8 @@ enum MHD_Result preprocess_body_complete(request *r)
     for (int i = 0; i < n; i++)
         images[i] = (image_ref){parts[i].data, parts[i].len};
     free(parts);
-    enum MHD_Result ret = n < 0 ? answer_cp_error(r, &err, -1) : request_start(r, images, n, exif);
+    enum MHD_Result ret =
+        n < 0 ? answer_cp_error(r, &err, -1) : preprocess_input_start(r, images, n, exif);
     free(images);
     return ret;
 }
@@ -304,8 +320,10 @@ static void accept_and_suspend(request *r)
 {
     atomic_store(&r->state, REQ_PROCESSING);
     atomic_fetch_add(&r->refs, 1);
-    r->accepted = true;
-    atomic_fetch_add(&r->srv->inflight, 1); /* until the answer is sent (http.c on_completed) */
+    if (!r->accepted) { /* (already counted while its URLs were fetched) */
+        r->accepted = true;
+        atomic_fetch_add(&r->srv->inflight, 1); /* until the answer is sent (http.c on_completed) */
+    }
     MHD_suspend_connection(r->conn);
 }
 
@@ -317,12 +335,19 @@ static void place_output(request *r, uint8_t *base)
     const profile *p = r->prof;
     size_t slot = (size_t)3 * p->out_height * p->out_width * tensor_dtype_size(r->dtype);
     r->out_ptr = base;
-    for (int i = 0; i < r->n_images; i++) {
-        r->jobs[i].out = base + slot * (size_t)i;
+    for (int i = 0; i < r->n_jobs; i++) {
+        r->jobs[i].out = base + slot * (size_t)r->jobs[i].index;
         r->jobs[i].out_direct =
             r->protocol == PROTO_V1
                 ? r->fmt == OUT_CUDA_IPC || (r->fmt == OUT_SHM && r->srv->shm_pinned)
                 : r->region_on_device;
+        r->jobs[i].out_device =
+            r->protocol == PROTO_V1 ? r->fmt == OUT_CUDA_IPC : r->region_on_device;
+    }
+    for (int i = 0; i < r->n_images; i++) { /* the content cache's hits (never device memory) */
+        const uint8_t *hit = preprocess_input_cached(r, i);
+        if (hit)
+            memcpy(base + slot * (size_t)i, hit, slot);
     }
 }
 
@@ -330,12 +355,16 @@ static void place_output(request *r, uint8_t *base)
 static void queue_jobs(request *r)
 {
     server_ctx *srv = r->srv;
-    if (!queue_reserve(&srv->queue, r->n_images)) {
+    if (r->n_jobs == 0) { /* every image came from the content cache */
+        finish_request(r);
+        return;
+    }
+    if (!queue_reserve(&srv->queue, r->n_jobs)) {
         cp_fail(&r->err, CP_ERR_OVERLOADED, "queue full (queue_capacity reached); retry later");
         finish_request(r);
         return;
     }
-    queue_push_reserved(&srv->queue, r->jobs, r->n_images);
+    queue_push_reserved(&srv->queue, r->jobs, r->n_jobs);
 }
 
 static void shm_granted(void *ctx, const shm_lease *lease)
@@ -356,6 +385,40 @@ static void shm_timed_out(void *ctx)
     finish_request(r);
 }
 
+/* Admission checks of one image from its header (issue #13): a resize target that fits the
+ * planner, and the request's running pixel sum (max_request_pixels). */
+static bool admit_image(request *r, const job *j, long long *request_pixels, cp_error *err)
+{
+    int w, h;
+    decode_output_size(&j->hdr, &j->dopt, &w, &h);
+    if (!geometry_check(r->prof, w, h, err))
+        return false;
+    *request_pixels += (long long)j->hdr.width * j->hdr.height;
+    if (*request_pixels > r->srv->cfg->max_request_pixels)
+        return cp_fail(err, CP_ERR_IMAGE_TOO_LARGE,
+                       "the request's images hold more than %lld pixels in all "
+                       "(max_request_pixels)", r->srv->cfg->max_request_pixels);
+    return true;
+}
+
+/* Reserves the output buffer and, for a JSON answer, its text, before any is allocated; a
+ * JSON answer over max_json_output_bytes is refused outright. */
+static bool reserve_output(request *r, size_t tensor, cp_error *err)
+{
+    bool json = r->protocol == PROTO_V1 ? r->fmt == OUT_JSON
+                                        : !r->region && r->kreq && !r->kreq->binary_output;
+    size_t text = 0;
+    if (json) {
+        text = json_tensor_bytes(tensor / tensor_dtype_size(r->dtype));
+        if (text > r->srv->cfg->max_json_output_bytes)
+            return cp_fail(err, CP_ERR_TOO_MANY_IMAGES,
+                           "the JSON answer would take about %zu bytes, more than "
+                           "max_json_output_bytes (%zu): ask for fewer images or a binary "
+                           "format", text, r->srv->cfg->max_json_output_bytes);
+    }
+    return request_reserve(r, r->out_size + text, "the output", err);
+}
+
 enum MHD_Result request_start(request *r, const image_ref *images, int n, bool exif)
 {
     server_ctx *srv = r->srv;
@@ -368,8 +431,12 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
     }
     const profile *p = r->prof;
     decode_options dopt = {.apply_orientation = exif, .max_scans = cfg->max_scans};
+    int m = 0; /* jobs to queue: the images the content cache does not answer */
+    long long request_pixels = 0;
     for (int i = 0; i < n; i++) {
-        job *j = &r->jobs[i];
+        if (preprocess_input_cached(r, i))
+            continue;
+        job *j = &r->jobs[m++];
         if (!decode_read_header(images[i].data, images[i].len, &j->hdr, &err))
             return request_answer_error(r, &err, i);
         long long pixels = (long long)j->hdr.width * j->hdr.height;
@@ -386,16 +453,19 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
             j->dopt.scale_denom =
                 fast_scale_denom(p, j->hdr.width, j->hdr.height, cfg->fast_min_factor);
         job_apply_reference(j);
+        if (!admit_image(r, j, &request_pixels, &err))
+            return request_answer_error(r, &err, i);
     }
     r->n_images = n;
-    r->remaining = n;
+    r->n_jobs = m;
+    r->remaining = m;
     size_t tensor = (size_t)n * 3 * p->out_height * p->out_width * tensor_dtype_size(r->dtype);
     if (atomic_load(&srv->draining)) {
         cp_fail(&err, CP_ERR_UNAVAILABLE, "shutting down");
         return request_answer_error(r, &err, -1);
     }
 
-    if (r->protocol == PROTO_V2 && r->region) { /* a client-registered region (triton_routes.c) */
+    if (r->protocol == PROTO_V2 && r->region && r->region_on_device) { /* a client GPU buffer */
         place_output(r, r->out_ptr);
     } else if (r->fmt == OUT_SHM || r->fmt == OUT_CUDA_IPC) {
         bool ipc = r->fmt == OUT_CUDA_IPC;
@@ -404,8 +474,8 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
             if (ipc)
                 cp_fail(&err, CP_ERR_INVALID_PARAMETER, "format=cuda_ipc is unavailable: %s",
                         srv->ipc_error);
-            else
-                cp_fail(&err, CP_ERR_UNAVAILABLE, "format=shm is unavailable: %s", srv->shm_error);
+            else /* (why is in the start-up log and GET /v1/shm; not every client's business) */
+                cp_fail(&err, CP_ERR_UNAVAILABLE, "format=shm is unavailable on this server");
             return request_answer_error(r, &err, -1);
         }
         r->lease_pool = pool;
@@ -431,7 +501,11 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
         if (r->protocol == PROTO_V1) /* (v2 binary answers set their header size already) */
             r->out_prefix = r->fmt == OUT_NPY
                                 ? npy_header_size(n, p->out_height, p->out_width, r->dtype) : 0;
+        /* (a /v2 output into a client system region is computed here too, then written into
+         * the region with pwrite: a region truncated meanwhile can never SIGBUS the daemon) */
         r->out_size = r->out_prefix + tensor;
+        if (!reserve_output(r, tensor, &err))
+            return request_answer_error(r, &err, -1);
         r->out_buf = malloc(r->out_size);
         if (!r->out_buf) {
             cp_fail(&err, CP_ERR_OVERLOADED, "out of memory for the output tensor");
@@ -440,7 +514,7 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
         place_output(r, r->out_buf + r->out_prefix);
     }
 
-    if (!queue_reserve(&srv->queue, n)) {
+    if (!queue_reserve(&srv->queue, m)) {
         if (r->lease_id[0])
             shm_pool_release(r->lease_pool, r->lease_id);
         r->lease_id[0] = '\0';
@@ -449,7 +523,10 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
     }
     /* Suspend before the jobs can complete, so the resume always finds us suspended. */
     accept_and_suspend(r);
-    queue_push_reserved(&srv->queue, r->jobs, n);
+    if (m == 0) /* every image came from the content cache */
+        finish_request(r);
+    else
+        queue_push_reserved(&srv->queue, r->jobs, m);
     return MHD_YES;
 }
 
@@ -477,6 +554,7 @@ static void add_tensor_headers(request *r, struct MHD_Response *resp, const char
     MHD_add_response_header(resp, "X-Tensor-Shape", shape);
     MHD_add_response_header(resp, "X-Tensor-Dtype", tensor_dtype_name(r->dtype));
     MHD_add_response_header(resp, "X-Preprocess-Mode", r->fast ? "fast" : "exact");
+    preprocess_input_headers(r, resp);
 }
 
 static void base64(const unsigned char *in, size_t n, char *out)
@@ -576,7 +654,10 @@ static void build_response(request *r)
 
 static void finish_request(request *r)
 {
+    uint64_t t0 = monotonic_ns();
     build_response(r);
+    if (r->protocol == PROTO_V1)
+        metrics_observe_ns(HIST_ANSWER_SECONDS, monotonic_ns() - t0);
     atomic_store(&r->state, REQ_READY);
     MHD_resume_connection(r->conn);
     request_unref(r);
@@ -585,6 +666,10 @@ static void finish_request(request *r)
 void job_complete(job *j, const cp_error *err)
 {
     request *r = j->req;
+    /* (a job skipped because a sibling failed also completes without error: not stored) */
+    if (!err && r->input && !atomic_load(&r->failed))
+        preprocess_input_job_done(r, j->index, j->out, (size_t)3 * r->prof->out_height *
+                                  r->prof->out_width * tensor_dtype_size(r->dtype));
     pthread_mutex_lock(&r->mu);
     if (err && (r->err_index < 0 || j->index < r->err_index)) {
         r->err = *err;

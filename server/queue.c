@@ -53,6 +53,7 @@ void queue_unreserve(batch_queue *q, int n)
 {
     pthread_mutex_lock(&q->mu);
     q->reserved -= n;
+    pthread_cond_broadcast(&q->cv); /* a closing queue may have waited for this */
     pthread_mutex_unlock(&q->mu);
 }
 
@@ -95,7 +96,9 @@ int queue_pop_batch(batch_queue *q, job **out, int limit)
     pthread_mutex_lock(&q->mu);
     int n = 0;
     for (;;) {
-        while (q->count == 0 && !q->closed)
+        /* A reservation made before the close is pushed soon after it: the workers stay until
+         * it is, so no accepted request is left suspended (the shutdown race of issue #13). */
+        while (q->count == 0 && (!q->closed || q->reserved > 0))
             pthread_cond_wait(&q->cv, &q->mu);
         if (q->count == 0)
             break; /* closed and drained */

@@ -30,6 +30,7 @@ typedef enum { PROTO_V1 = 0, PROTO_V2 } request_protocol;
 
 struct shm_region;
 struct kserve_request;
+typedef struct preprocess_input preprocess_input;
 
 typedef struct request {
     server_ctx *srv;
@@ -45,6 +46,8 @@ typedef struct request {
     uint8_t *body;
     size_t len, cap;
     bool body_too_large;
+    cp_error upload_err;      /* why a growing (chunked) body was refused, when not max_body_bytes */
+    size_t mem_reserved;      /* this request's share of srv->budget (mem_budget.h) */
     /* /v1/preprocess and /v2/models/{m}/infer */
     request_protocol protocol;
     const profile *prof;
@@ -53,6 +56,8 @@ typedef struct request {
     tensor_dtype dtype;
     bool fast;                /* mode=fast: JPEG DCT-domain downscaling first (not exact) */
     int n_images;
+    int n_jobs;               /* images queued: n_images less the content cache's hits */
+    preprocess_input *input;  /* JSON input, fetches, cache state (preprocess_input.c) */
     bool accepted;            /* counted in srv->inflight until the connection completes */
     job *jobs;
     uint8_t *out_buf;         /* [npy header][N*3*H*W values] (NULL when written to shm) */

@@ -8,10 +8,13 @@
 #include "../kernels/normalize.h"
 #include "config.h"
 #include "executor.h"
+#include "mem_budget.h"
 #include "profile.h"
 #include "queue.h"
 
 struct MHD_Daemon;
+struct fetcher;
+struct content_cache;
 
 typedef struct server_ctx {
     const cp_config *cfg;
@@ -29,12 +32,16 @@ typedef struct server_ctx {
     char ipc_error[256];       /* why ipc_pool is NULL */
     struct shm_regions *regions; /* /v2 client-registered system shm regions */
     struct shm_regions *cuda_regions; /* /v2 client-registered CUDA regions (CUDA backend) */
+    struct fetcher *fetcher;   /* URL fetch pool, NULL unless fetch_enabled */
+    struct content_cache *cache; /* tensor cache, NULL unless cache_bytes > 0 */
     struct MHD_Daemon *daemon;
     int port;                  /* the bound port */
     atomic_bool ready;         /* /readyz: engine started and not draining */
     atomic_bool draining;
     atomic_int inflight;       /* preprocess requests accepted and not yet fully answered */
     atomic_ullong next_request_id;
+    mem_budget budget;         /* in-flight request memory (memory_budget_bytes) */
+    struct conn_deadlines *deadlines; /* header/response deadlines (conn_deadlines.h) */
 } server_ctx;
 
 /* The normalisation table of profile p under reference ref. */

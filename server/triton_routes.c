@@ -12,6 +12,7 @@
 #include "http_util.h"
 #include "kserve.h"
 #include "log.h"
+#include "mem_budget.h"
 #include "request.h"
 #include "shm_regions.h"
 #ifdef CLIPPREP_WITH_CUDA
@@ -216,6 +217,10 @@ static enum MHD_Result register_cuda_region(request *r, shm_regions *rs, const c
     void *ptr = cuda_ipc_open(device, handle, cerr, sizeof cerr);
     if (!ptr)
         return v2_error(r, 400, "Unable to open cuda shared memory region '%s': %s", name, cerr);
+    if (!cuda_region_check(device, ptr, bytes, cerr, sizeof cerr)) { /* as Triton does */
+        cuda_ipc_close(device, ptr);
+        return v2_error(r, 400, "cuda shared memory region '%s': %s", name, cerr);
+    }
     cp_error err = {0};
     if (!shm_regions_register_device(rs, name, ptr, bytes, device, cuda_ipc_close, &err))
         return v2_error(r, 400, "%s", err.message);
@@ -231,6 +236,8 @@ static enum MHD_Result shared_memory_call(request *r, char **seg, int n)
 {
     bool cuda = seg[0][0] == 'c';
     shm_regions *rs = cuda ? r->srv->cuda_regions : r->srv->regions;
+    if (r->body_too_large || r->len > r->srv->cfg->max_json_body_bytes)
+        return v2_error(r, 400, "request body too large (max_json_body_bytes)");
     if (n == 2 && !strcmp(seg[1], "unregister")) {
         shm_regions_unregister_all(rs);
         return v2_answer(r, 200, NULL);
@@ -244,6 +251,11 @@ static enum MHD_Result shared_memory_call(request *r, char **seg, int n)
     }
     if (strcmp(op, "register"))
         return v2_error(r, 400, "unknown shared memory endpoint");
+    if (!r->srv->cfg->allow_client_shm) /* as Triton's --allow-client-shm, off by default */
+        return v2_error(r, 400, "client shared memory is disabled on this server "
+                                "(allow_client_shm)");
+    if (shm_regions_has(r->srv->regions, name) || shm_regions_has(r->srv->cuda_regions, name))
+        return v2_error(r, 400, "shared memory region '%s' is already registered", name);
     if (cuda)
         return register_cuda_region(r, rs, name);
     cJSON *j = cJSON_ParseWithLength((const char *)r->body, r->len);
@@ -280,6 +292,8 @@ static char *binary_header(request *r, int n, size_t *len)
 static enum MHD_Result infer(request *r)
 {
     const cp_config *cfg = r->srv->cfg;
+    if (r->body_too_large && r->upload_err.status != CP_OK)
+        return request_answer_error(r, &r->upload_err, -1);
     if (r->body_too_large)
         return v2_error(r, 400, "request body larger than max_body_bytes");
     r->kreq = calloc(1, sizeof *r->kreq);
@@ -288,7 +302,21 @@ static enum MHD_Result infer(request *r)
     const char *hl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                  "Inference-Header-Content-Length");
     cp_error err = {0};
-    if (!kserve_parse_infer(r->body, r->len, hl, cfg->max_images_per_request, r->kreq, &err))
+    /* The JSON part is parsed into a tree ~40x its size: it stays small (images go as binary
+     * data after it), and that tree is reserved in the memory budget while it exists. */
+    unsigned long long json_len = hl ? strtoull(hl, NULL, 10) : r->len;
+    if (json_len > cfg->max_json_body_bytes)
+        return v2_error(r, 400, "the JSON part of the request is larger than max_json_body_bytes "
+                                "(%zu): send images as binary data", cfg->max_json_body_bytes);
+    size_t parse_bytes = (size_t)json_len * 40;
+    if (!mem_budget_reserve(&r->srv->budget, parse_bytes)) {
+        cp_fail(&err, CP_ERR_OVERLOADED, "memory budget in use by other requests; retry later");
+        return request_answer_error(r, &err, -1);
+    }
+    bool parsed = kserve_parse_infer(r->body, r->len, hl, cfg->max_images_per_request, r->kreq,
+                                     &err);
+    mem_budget_release(&r->srv->budget, parse_bytes);
+    if (!parsed)
         return v2_error(r, 400, "%s", err.message);
     kserve_request *k = r->kreq;
     if (k->n_images == 0)
@@ -322,7 +350,7 @@ static enum MHD_Result infer(request *r)
                             (unsigned long long)tensor, (unsigned long long)k->shm_byte_size,
                             (unsigned long long)k->shm_offset, (unsigned long long)size);
         }
-        r->out_ptr = base + k->shm_offset;
+        r->out_ptr = base ? base + k->shm_offset : NULL; /* system regions: written at the end */
         if (k->shm_offset % tensor_dtype_size(r->dtype) ||
             (!r->region_on_device && (uintptr_t)r->out_ptr % tensor_dtype_size(r->dtype)))
             return v2_error(r, 400, "output 'pixel_values' must start at a multiple of its element "
@@ -378,6 +406,15 @@ void triton_build_response(request *r)
                           .w = p->out_width, .fp16 = r->dtype == DTYPE_FLOAT16,
                           .byte_size = bytes, .values = r->out_ptr};
     size_t len = 0;
+    cp_error werr = {0};
+    if (r->region && !r->region_on_device &&
+        !shm_region_write(r->region, k->shm_offset, r->out_buf + r->out_prefix, bytes, &werr)) {
+        char *body = kserve_format_error(werr.message); /* that request's error, nothing more */
+        r->response_status = 400;
+        r->response = body ? json_response(body) : NULL;
+        free(body);
+        return;
+    }
     if (r->region) {
         kr.kind = KSERVE_OUT_SHM;
         kr.shm_region = k->shm_region;

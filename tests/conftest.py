@@ -6,7 +6,9 @@ Fixtures
                   and /readyz; yields a Daemon (.url, .proc, .stderr_lines(), helpers); stops it
                   with SIGTERM at the end and asserts exit status 0.
   daemon_factory  function-scoped: start(config={...}) starts extra daemons with custom config
-                  keys (limit tests); all are stopped (SIGTERM, exit 0 asserted) afterwards.
+                  keys (limit tests); env={...} adds environment variables (the emulated
+                  engine's CLIPPREP_EMU_* fault injection); backend=... overrides
+                  --daemon-backend; all are stopped (SIGTERM, exit 0 asserted) afterwards.
   run_cli         runs the binary to completion (--version, --help, bad configs).
 
 Helpers (import from conftest): decode_npy, decode_tensor, assert_error, raw_http,
@@ -238,9 +240,11 @@ def _child_env() -> dict:
 
 def base_config(**overrides) -> dict:
     # a shm pool of its own per daemon, so parallel runs on one host never share one
+    # allow_client_shm: the suites exercise Triton's shm extension; its default (off) is
+    # tested in tests/http/test_hostile.py
     cfg = {"profiles_dir": str(PROFILES_DIR), "host": "127.0.0.1", "log_level": "info",
            "shm_name": f"/clipprep-test-{uuid.uuid4().hex[:12]}", "shm_bytes": "16MiB",
-           "shm_slot_bytes": "1MiB"}
+           "shm_slot_bytes": "1MiB", "allow_client_shm": True}
     for k, v in overrides.items():
         if v is None:
             cfg.pop(k, None)
@@ -270,7 +274,7 @@ class Daemon:
     # ---- process management ----------------------------------------------------------------
     @classmethod
     def start(cls, binary: str, workdir: Path, config: dict, backend: str = "cpu",
-              extra_args=(), wait_ready: bool = True) -> "Daemon":
+              extra_args=(), wait_ready: bool = True, env: dict | None = None) -> "Daemon":
         if not Path(binary).is_file() or not os.access(binary, os.X_OK):
             raise DaemonStartError(
                 f"daemon binary {binary} does not exist or is not executable: build it with "
@@ -282,7 +286,8 @@ class Daemon:
                 *extra_args]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                 stdout=open(workdir / "stdout.log", "w"),
-                                stderr=subprocess.PIPE, env=_child_env(), cwd=str(workdir))
+                                stderr=subprocess.PIPE, env={**_child_env(), **(env or {})},
+                                cwd=str(workdir))
         d = cls(proc, workdir, config, argv)
         try:
             d._wait_listening(START_TIMEOUT_S)
@@ -444,9 +449,9 @@ class Daemon:
         return f"<Daemon pid={self.proc.pid} url={self.url if self.port else None}>"
 
 
-def _start(request, workdir: Path, config: dict, **kw) -> Daemon:
+def _start(request, workdir: Path, config: dict, backend: str | None = None, **kw) -> Daemon:
     binary = request.config.getoption("--daemon-bin")
-    backend = request.config.getoption("--daemon-backend")
+    backend = backend or request.config.getoption("--daemon-backend")
     try:
         return Daemon.start(binary, workdir, config, backend=backend, **kw)
     except DaemonStartError as e:
@@ -467,10 +472,11 @@ def daemon(request, tmp_path_factory):
 def daemon_factory(request, tmp_path):
     started: list[Daemon] = []
 
-    def start(config: dict | None = None, extra_args=(), wait_ready: bool = True) -> Daemon:
+    def start(config: dict | None = None, extra_args=(), wait_ready: bool = True,
+              env: dict | None = None, backend: str | None = None) -> Daemon:
         cfg = base_config(**(config or {}))
-        d = _start(request, tmp_path / f"d{len(started)}", cfg, extra_args=extra_args,
-                   wait_ready=wait_ready)
+        d = _start(request, tmp_path / f"d{len(started)}", cfg, backend=backend,
+                   extra_args=extra_args, wait_ready=wait_ready, env=env)
         started.append(d)
         return d
 
@@ -481,6 +487,10 @@ def daemon_factory(request, tmp_path):
         rc = d.stop()
         if was_alive and rc != 0:
             failures.append(f"{d}: exit status {rc} after SIGTERM\n{d.stderr_tail()}")
+        elif not was_alive and rc != 0:
+            # a crash (SIGBUS, SIGSEGV, abort) during the test fails it even when every request
+            # the test made was answered; a clean exit after the test's own SIGTERM is 0
+            failures.append(f"{d}: died during the test (exit status {rc})\n{d.stderr_tail()}")
     assert not failures, "\n".join(failures)
 
 

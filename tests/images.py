@@ -572,6 +572,19 @@ def gif_bytes() -> bytes:
     return buf.getvalue()
 
 
+def unsupported_bytes() -> bytes:
+    """A real image in a format the daemon does not decode (PPM)."""
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(buf, "PPM")
+    return buf.getvalue()
+
+
+def pcx_bytes() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(buf, "PCX")
+    return buf.getvalue()
+
+
 def bmp_bytes() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (8, 8), (1, 2, 3)).save(buf, "BMP")

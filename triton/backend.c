@@ -369,6 +369,12 @@ static TRITONSERVER_Error *prepare_request(const model_state *m, request_work *w
         if (m->fast)
             it->j.dopt.scale_denom = fast_scale_denom(m->prof, hdr.width, hdr.height, 2);
         job_apply_reference(&it->j);
+        /* a resize target the planner can hold (absurd aspect ratios), as the daemon admits */
+        int ow, oh;
+        decode_output_size(&hdr, &it->j.dopt, &ow, &oh);
+        if (!geometry_check(m->prof, ow, oh, &err))
+            return errorf(TRITONSERVER_ERROR_INVALID_ARG, "image %lld: %s: %s", (long long)i,
+                          cp_status_code_name(err.status), err.message);
         at += len;
     }
     if (at != size)

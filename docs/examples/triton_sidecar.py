@@ -35,7 +35,8 @@ def infer_via_client_region(clipprep: str, triton: http.InferenceServerClient,
                             images: list[bytes], model: str, outputs: list[str],
                             profile: str = "clip-224", size: int = 224,
                             key: str = "/clipprep-pv") -> dict:
-    """/v2: clipprepd writes pixel_values into a region the client owns, Triton reads it."""
+    """/v2: clipprepd writes pixel_values into a region the client owns, Triton reads it.
+    Needs allow_client_shm: true in clipprepd's config (off by default)."""
     nbytes = len(images) * 3 * size * size * 4
     region = shm.create_shared_memory_region("pv", key, nbytes)
     prep = http.InferenceServerClient(clipprep.removeprefix("http://"))

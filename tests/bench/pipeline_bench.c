@@ -182,7 +182,10 @@ static int run_cuda(parallel_pool *pool, int batch, double seconds, bool hybrid,
     int k = 0;
     for (int it = 0; now_s() - t0 < seconds; it++, k ^= 1) {
         if (busy[k]) {
-            cuda_engine_wait(eng, k, err, sizeof err);
+            if (!cuda_engine_wait(eng, k, err, sizeof err)) {
+                fprintf(stderr, "batch: %s\n", err);
+                return 1;
+            }
             for (int i = 0; i < layouts[k].count; i++)
                 resize_plan_free(&plans[k * batch + i]);
             done += layouts[k].count;
@@ -225,7 +228,10 @@ static int run_cuda(parallel_pool *pool, int batch, double seconds, bool hybrid,
     }
     for (int s = 0; s < 2; s++)
         if (busy[s]) {
-            cuda_engine_wait(eng, s, err, sizeof err);
+            if (!cuda_engine_wait(eng, s, err, sizeof err)) {
+                fprintf(stderr, "batch: %s\n", err);
+                return 1;
+            }
             done += layouts[s].count;
         }
     *images = done;

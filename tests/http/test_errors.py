@@ -114,11 +114,11 @@ def test_jpeg_with_corrupt_scan_is_answered(daemon):
 
 
 UNSUPPORTED = {
-    "gif": images.gif_bytes,
-    "bmp": images.bmp_bytes,
+    "ppm": images.unsupported_bytes,
+    "pcx": images.pcx_bytes,
     "text": lambda: b"hello, this is not an image\n",
     "json": lambda: b'{"image": "nope"}',
-    "tiff": lambda: b"II*\x00\x08\x00\x00\x00" + bytes(64),
+    "jpeg2000": lambda: b"\x00\x00\x00\x0cjP  \r\n\x87\n" + bytes(64),
 }
 
 

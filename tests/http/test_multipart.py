@@ -117,7 +117,7 @@ def test_bad_image_fails_batch_with_its_index(daemon):
 
 def test_unsupported_part_fails_batch_with_its_index(daemon):
     good = images.get("rocket_333x500_q90_420.jpg").data
-    assert_error(daemon.post_batch([good, good, images.gif_bytes()]), 415, "unsupported_format",
+    assert_error(daemon.post_batch([good, good, images.unsupported_bytes()]), 415, "unsupported_format",
                  index=2)
     assert_error(daemon.post_batch([good, b"just some text"]), 415, "unsupported_format", index=1)
 
@@ -127,11 +127,11 @@ def test_first_bad_image_is_reported(daemon):
     trunc = images.get("astronaut_640x480_q90_420.jpg").data[:3000]
     trunc2 = images.get("rocket_333x500.png").data[:4000]
     for _ in range(3):  # decoding may run in parallel; the lowest index must win every time
-        assert_error(daemon.post_batch([good, good, images.gif_bytes(), b"text", good]), 415,
+        assert_error(daemon.post_batch([good, good, images.unsupported_bytes(), b"text", good]), 415,
                      "unsupported_format", index=2)
         assert_error(daemon.post_batch([good, good, good, trunc, trunc2, good]), 400,
                      "invalid_image", index=3)
-        assert_error(daemon.post_batch([good, good, images.gif_bytes(), trunc, good]), 415,
+        assert_error(daemon.post_batch([good, good, images.unsupported_bytes(), trunc, good]), 415,
                      "unsupported_format", index=2)
 
 
@@ -142,7 +142,7 @@ def test_header_errors_are_reported_before_any_decoding(daemon):
     fail later, while decoding. Among parts that fail while decoding, the lowest index wins."""
     good = images.get("rocket_333x500_q90_420.jpg").data
     trunc = images.get("astronaut_640x480_q90_420.jpg").data[:3000]
-    assert_error(daemon.post_batch([good, trunc, images.gif_bytes()]), 415, "unsupported_format",
+    assert_error(daemon.post_batch([good, trunc, images.unsupported_bytes()]), 415, "unsupported_format",
                  index=2)
     assert_error(daemon.post_batch([good, trunc, good, trunc]), 400, "invalid_image", index=1)
 

@@ -83,8 +83,8 @@ def test_bit_exact_float32(daemon, profile, reference):
 
 
 @pytest.mark.parametrize("reference", REFERENCES)
-def test_float16_is_the_reference_astype(daemon, reference):
-    profile = "clip-224"
+@pytest.mark.parametrize("profile", PROFILES)
+def test_float16_is_the_reference_astype(daemon, profile, reference):
     fn = refs.build(reference, profile_json(profile))
     items = [it for it in corpus() if "mode" in it.tags or "edge" in it.tags][:BATCH]
     assert len(items) >= 8

@@ -6,9 +6,11 @@ error naming the image and the cause; misconfigured models refuse to load, sayin
 from __future__ import annotations
 
 import concurrent.futures as cf
+import io
 import re
 
 import numpy as np
+from PIL import Image
 import pytest
 import tritonclient.grpc as grpc
 import tritonclient.http as http
@@ -140,6 +142,13 @@ def test_undecodable_and_malformed_inputs_are_named(triton, images):
     with pytest.raises(InferenceServerException,
                        match=r"image 1: image_too_large: image is 640x480 = 307200 pixels"):
         infer(http, triton.http_url, "prep_small", [images["png_224x224"], images["jpeg_640x480"]])
+    # an absurd aspect ratio (1 x 6400000: clip-224 would resize it to 224 x 1433600000) is
+    # refused from the header, as the daemon refuses it
+    line = io.BytesIO()
+    Image.new("RGB", (1, 6400000), (10, 200, 30)).save(line, "PNG")
+    with pytest.raises(InferenceServerException,
+                       match=r"image 0: image_too_large: aspect ratio too extreme"):
+        infer(grpc, triton.grpc_url, "clip_preprocess", [line.getvalue()])
     got = infer(http, triton.http_url, "prep_small", [images["png_224x224"]])
     np.testing.assert_array_equal(got[0], reference.hf_clip(images["png_224x224"])[0])
 

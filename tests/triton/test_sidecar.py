@@ -8,6 +8,7 @@ element it received; that must equal the SHA-256 of transformers 4.57.1's CLIPIm
 output for the same bytes, and of the daemon's own format=npy answer computed separately."""
 from __future__ import annotations
 
+import concurrent.futures as cf
 import hashlib
 import importlib.util
 import uuid
@@ -114,3 +115,33 @@ def test_consecutive_answers_each_read_their_own_tensor(daemon, triton, images):
     finally:
         client.unregister_system_shared_memory("clipprep")
         client.close()
+
+
+def test_concurrent_clients_share_one_registration_and_read_their_own_slots(daemon, triton,
+                                                                          images):
+    """8 clients at once, each its own batch: the answers hold different slots of the one
+    registered region at the same time, and each infer reads its own tensor."""
+    ex = load_example()
+    admin = http.InferenceServerClient(triton.http_url)
+    ex.register_pool(daemon.url, admin)
+    names = list(images)
+    batches = [[images[names[(k + j) % len(names)]] for j in range(1 + k % 3)] for k in range(8)]
+    want = {k: [sha(r) for r in reference_rows(b)] for k, b in enumerate(batches)}
+
+    def run(k):
+        client = http.InferenceServerClient(triton.http_url)  # one per thread (gevent)
+        try:
+            return ex.infer_via_pool(daemon.url, client, batches[k], "tensor_digest", ["sha256"])
+        finally:
+            client.close()
+
+    try:
+        with cf.ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(run, range(len(batches))))
+        for k, got in enumerate(results):
+            assert [g[0] for g in got["sha256"]] == want[k], f"client {k} read another tensor"
+        st = pool_status(daemon)
+        assert (st["leases"], st["slots_in_use"]) == (0, 0), st
+    finally:
+        admin.unregister_system_shared_memory("clipprep")
+        admin.close()

@@ -48,7 +48,7 @@ TRITON_VARIANTS = {
     # a long queue delay, so that concurrent requests are executed as one batch
     "prep_batch": ({"profile": "clip-224"}, "TYPE_FP32", (3, 224, 224), 8),
 }
-QUEUE_DELAY_US = {"prep_batch": 500000}
+QUEUE_DELAY_US = {"prep_batch": 2000000}  # a full batch (8) runs at once
 INSTANCES = {"prep_two_instances": 2}
 
 

@@ -77,6 +77,52 @@ static bool apply_json(cp_config *cfg, const char *text, cp_error *err)
     return config_apply_json_text(cfg, text, NULL, err) && config_validate(cfg, err);
 }
 
+/* cuda_devices: "", "all" or distinct numbers; cuda_sync: one of four words. */
+TEST(cuda_devices_and_sync)
+{
+    cp_config c;
+    cp_error err;
+    config_defaults(&c);
+    CHECK(strcmp(c.cuda_devices, "") == 0 && strcmp(c.cuda_sync, "auto") == 0);
+    const char *good[] = {"", "all", "0", "1,0", "0,2,5", "63"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char text[96];
+        snprintf(text, sizeof text, "{\"cuda_devices\": \"%s\"}", good[i]);
+        CHECK(apply_json(&c, text, &err));
+        CHECK(strcmp(c.cuda_devices, good[i]) == 0);
+    }
+    const char *bad[] = {"0,0", "-1", "64", "0,", ",1", "a", "0 1", "0x1", "all,1", "1000"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[96];
+        snprintf(text, sizeof text, "{\"cuda_devices\": \"%s\"}", bad[i]);
+        CHECK(!apply_json(&c, text, &err));
+        CHECK(msg_has(&err, "cuda_devices") && msg_has(&err, bad[i]));
+    }
+    const char *syncs[] = {"auto", "spin", "yield", "blocking"};
+    for (size_t i = 0; i < 4; i++) {
+        char text[96];
+        snprintf(text, sizeof text, "{\"cuda_sync\": \"%s\"}", syncs[i]);
+        CHECK(apply_json(&c, text, &err));
+        CHECK(strcmp(c.cuda_sync, syncs[i]) == 0);
+    }
+    CHECK(!apply_json(&c, "{\"cuda_sync\": \"sleep\"}", &err));
+    CHECK(msg_has(&err, "cuda_sync") && msg_has(&err, "sleep") && msg_has(&err, "blocking"));
+    CHECK(!apply_json(&c, "{\"cuda_sync\": \"\"}", &err));
+    /* from the environment too */
+    char *argv[] = {"clipprepd", NULL};
+    char *env[] = {"CLIPPREP_CUDA_DEVICES=1,3", "CLIPPREP_CUDA_SYNC=blocking", NULL};
+    load_result r = load(&c, argv, env);
+    CHECK(r.ok && strcmp(c.cuda_devices, "1,3") == 0 && strcmp(c.cuda_sync, "blocking") == 0);
+    /* the emulated engine's variables are no keys: unknown outside the emulation build */
+    char *emu[] = {"CLIPPREP_EMU_FAULTS=launch@1", NULL};
+    r = load(&c, argv, emu);
+#ifdef CLIPPREP_CUDA_EMULATION
+    CHECK(r.ok);
+#else
+    CHECK(!r.ok && msg_has(&r.err, "CLIPPREP_EMU_FAULTS"));
+#endif
+}
+
 TEST(defaults_are_documented_values)
 {
     cp_config c;
@@ -483,6 +529,8 @@ static void check_equal_configs(const cp_config *a, const cp_config *b)
     CHECK_EQ_INT(a->drain_timeout_s, b->drain_timeout_s);
     CHECK_EQ_INT(a->backend, b->backend);
     CHECK_EQ_INT(a->decode_on_gpu, b->decode_on_gpu);
+    CHECK(strcmp(a->cuda_devices, b->cuda_devices) == 0);
+    CHECK(strcmp(a->cuda_sync, b->cuda_sync) == 0);
     CHECK_EQ_INT(a->cpu_workers, b->cpu_workers);
     CHECK_EQ_INT(a->max_batch_size, b->max_batch_size);
     CHECK_EQ_INT(a->max_queue_delay_us, b->max_queue_delay_us);
@@ -498,6 +546,15 @@ static void check_equal_configs(const cp_config *a, const cp_config *b)
     CHECK(strcmp(a->profiles_dir, b->profiles_dir) == 0);
     CHECK(strcmp(a->default_profile, b->default_profile) == 0);
     CHECK_EQ_INT(a->log_level, b->log_level);
+    CHECK_EQ_INT(a->memory_budget_bytes, b->memory_budget_bytes);
+    CHECK_EQ_INT(a->max_json_output_bytes, b->max_json_output_bytes);
+    CHECK_EQ_INT(a->max_request_pixels, b->max_request_pixels);
+    CHECK_EQ_INT(a->max_json_body_bytes, b->max_json_body_bytes);
+    CHECK_EQ_INT(a->allow_client_shm, b->allow_client_shm);
+    CHECK(strcmp(a->client_shm_key_prefix, b->client_shm_key_prefix) == 0);
+    CHECK_EQ_INT(a->max_connections_per_ip, b->max_connections_per_ip);
+    CHECK_EQ_INT(a->header_timeout_s, b->header_timeout_s);
+    CHECK_EQ_INT(a->response_timeout_s, b->response_timeout_s);
 }
 
 TEST(shipped_config_has_every_key_with_defaults)
@@ -540,7 +597,7 @@ TEST(shipped_config_has_every_key_with_defaults)
             }
         }
         CHECK_EQ_INT(cJSON_GetArraySize(file), keys);
-        CHECK_EQ_INT(keys, 32);
+        CHECK_EQ_INT(keys, 53); /* 32 + the 9 of issue #13 + cuda_devices, cuda_sync (#15) + the 10 of #17 */
     }
     cJSON_Delete(file);
     cJSON_Delete(all);
@@ -600,6 +657,7 @@ int main(void)
     RUN(size_suffixes);
     RUN(relative_profiles_dir);
     RUN(shipped_config_has_every_key_with_defaults);
+    RUN(cuda_devices_and_sync);
     RUN(to_cjson_round_trip);
     RUN(default_reference_is_checked);
     char cmd[300];

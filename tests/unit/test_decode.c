@@ -331,12 +331,14 @@ TEST(test_detect_format)
     CHECK_EQ_INT(decode_detect_format(jpg, sizeof jpg), IMAGE_FORMAT_JPEG);
     CHECK_EQ_INT(decode_detect_format(png, sizeof png), IMAGE_FORMAT_PNG);
     CHECK_EQ_INT(decode_detect_format(webp, sizeof webp), IMAGE_FORMAT_WEBP);
-    CHECK_EQ_INT(decode_detect_format(gif, sizeof gif), IMAGE_FORMAT_UNKNOWN);
+    CHECK_EQ_INT(decode_detect_format(gif, sizeof gif), IMAGE_FORMAT_GIF);
+    CHECK_EQ_INT(decode_detect_format(gif, 5), IMAGE_FORMAT_UNKNOWN);
     CHECK_EQ_INT(decode_detect_format(jpg, 2), IMAGE_FORMAT_UNKNOWN);
     CHECK_EQ_INT(decode_detect_format(NULL, 0), IMAGE_FORMAT_UNKNOWN);
     CHECK(strcmp(image_format_name(IMAGE_FORMAT_JPEG), "jpeg") == 0);
     CHECK(strcmp(image_format_name(IMAGE_FORMAT_PNG), "png") == 0);
     CHECK(strcmp(image_format_name(IMAGE_FORMAT_WEBP), "webp") == 0);
+    CHECK(strcmp(image_format_name(IMAGE_FORMAT_GIF), "gif") == 0);
     CHECK(strcmp(image_format_name(IMAGE_FORMAT_UNKNOWN), "unknown") == 0);
 }
 

@@ -121,6 +121,36 @@ TEST(queue_is_bounded)
     queue_destroy(&q);
 }
 
+/* The shutdown race (issue #13): a request reserved its places, then the queue closed before
+ * it pushed. The workers must take those jobs, not exit and leave the request suspended. */
+static batch_queue race_q;
+static int race_popped = -1;
+static void *race_pop(void *arg)
+{
+    (void)arg;
+    job *out[8];
+    race_popped = queue_pop_batch(&race_q, out, 8);
+    return NULL;
+}
+
+TEST(close_waits_for_reserved_jobs)
+{
+    CHECK(queue_init(&race_q, 8, 4, 0, NULL, 0));
+    CHECK(queue_reserve(&race_q, 1));
+    queue_close(&race_q);
+    pthread_t t;
+    pthread_create(&t, NULL, race_pop, NULL);
+    struct timespec pause = {0, 50 * 1000 * 1000};
+    nanosleep(&pause, NULL); /* a worker finding the queue closed and empty now must wait */
+    queue_push_reserved(&race_q, jobs, 1);
+    pthread_join(t, NULL);
+    CHECK_EQ_INT(race_popped, 1);
+    job *out[8];
+    CHECK_EQ_INT(queue_pop_batch(&race_q, out, 8), 0); /* closed and drained */
+    CHECK(!queue_reserve(&race_q, 1)); /* closed: no new reservations */
+    queue_destroy(&race_q);
+}
+
 int main(void)
 {
     RUN(batches_form_by_size_in_order);
@@ -129,5 +159,6 @@ int main(void)
     RUN(full_batch_does_not_wait_for_the_delay);
     RUN(preferred_size_dispatches_at_once);
     RUN(queue_is_bounded);
+    RUN(close_waits_for_reserved_jobs);
     return TEST_SUMMARY();
 }
