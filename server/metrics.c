@@ -1,6 +1,8 @@
 /* metrics.c — fixed-bucket histograms and a small route x status table. */
 #include "metrics.h"
 
+#include "conn_deadlines.h"
+
 #include "jpeg_coeffs.h"
 
 #include <stdarg.h>
@@ -186,6 +188,10 @@ char *metrics_render(const char *version, const char *backend, int queue_depth, 
             "# TYPE clipprep_memory_budget_bytes gauge\nclipprep_memory_budget_bytes %llu\n",
         (unsigned long long)atomic_load(&budget_used), (unsigned long long)atomic_load(&budget_peak),
         (unsigned long long)atomic_load(&budget_limit));
+    put(&b, "# HELP clipprep_connections_cut_total Connections cut for missing the header or "
+            "response deadline (header_timeout_s, response_timeout_s)\n"
+            "# TYPE clipprep_connections_cut_total counter\nclipprep_connections_cut_total %llu\n",
+        conn_deadlines_cut_count());
     put(&b, "# HELP clipprep_gpu_decode_images_total Images of the hybrid JPEG decode (CUDA "
             "backend, decode_on_gpu): result=\"ok\" decoded on the GPU, otherwise why the CPU "
             "decoded it\n# TYPE clipprep_gpu_decode_images_total counter\n");

@@ -140,8 +140,13 @@ enum MHD_Result triton_first_call(request *r)
         }
     }
     if ((!strcmp(seg[0], "systemsharedmemory") || !strcmp(seg[0], "cudasharedmemory"))) {
-        if (is_post(r))
-            return MHD_YES; /* register/unregister: JSON body follows */
+        if (is_post(r)) { /* register/unregister: a small JSON body follows */
+            const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+                                                         "Content-Length");
+            if (cl && strtoull(cl, NULL, 10) > r->srv->cfg->max_json_body_bytes)
+                return v2_error(r, 400, "request body too large (max_json_body_bytes)");
+            return MHD_YES;
+        }
         bool cuda = seg[0][0] == 'c';
         if (is_get(r) && ((n == 2 && !strcmp(seg[1], "status")) ||
                           (n == 4 && !strcmp(seg[1], "region") && !strcmp(seg[3], "status")))) {

@@ -34,7 +34,7 @@ from PIL import Image
 from tritonclient.utils import InferenceServerException
 
 import reference as ref
-from conftest import assert_error, decode_tensor, describe_error, multipart_body
+from conftest import assert_error, decode_tensor, describe_error, multipart_body, raw_http
 
 MIB = 1 << 20
 
@@ -370,6 +370,11 @@ def test_json_bodies_are_capped(daemon_factory):
     reg = json.dumps({"key": "/x", "offset": 0, "byte_size": 64, "pad": "x" * 100 * 1024})
     r = d.request("POST", "/v2/systemsharedmemory/region/r/register", data=reg)
     assert r.status_code == 400 and "max_json_body_bytes" in r.json()["error"], describe_error(r)
+    # ...refused from its Content-Length, before the body is read
+    status, _, body, _ = raw_http(d.host, d.port,
+                                  b"POST /v2/systemsharedmemory/region/r/register HTTP/1.1\r\n"
+                                  b"Host: x\r\nContent-Length: 10000000\r\n\r\n")
+    assert status == 400 and b"max_json_body_bytes" in body, body
     # binary image data after a small JSON part is not counted against the cap
     body, headers = v2_infer_body([png(300, 300, (1, 2, 3)) + b"\0" * (100 * 1024)])
     r = d.request("POST", "/v2/models/clip-224/infer", data=body, headers=headers)
@@ -432,6 +437,7 @@ def test_header_deadline_cuts_a_trickling_peer(daemon_factory):
     finally:
         s.close()
     _wait_cut_logged(d, "headers")
+    assert _metric(d.get("/metrics").text, "clipprep_connections_cut_total") >= 1
     alive(d)
 
 
