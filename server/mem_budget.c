@@ -77,3 +77,27 @@ size_t json_tensor_bytes(size_t count)
 {
     return count * 17 + 512; /* "-1.23456789e-05," is 16; tensor_to_json allocates 17 */
 }
+
+size_t json_parse_cost(const uint8_t *text, size_t len)
+{
+    size_t nodes = 1;
+    bool in_string = false, escaped = false;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = text[i];
+        if (in_string) {
+            if (escaped)
+                escaped = false;
+            else if (c == '\\')
+                escaped = true;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == ',' || c == '[' || c == '{') {
+            nodes++;
+        }
+    }
+    /* a node (64 bytes) and its allocation overhead, a key copy's overhead; strings at most
+     * once more their text */
+    return nodes * 96 + 2 * len;
+}

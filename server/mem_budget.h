@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 
@@ -35,6 +36,12 @@ bool request_reserve(struct request *r, size_t n, const char *what, cp_error *er
 
 /* Releases all of r's reservations (request_unref). */
 void request_release_all(struct request *r);
+
+/* An upper bound of the memory cJSON takes to parse text[0..len): one node per value (at most
+ * the '[', '{' and ',' outside strings, plus one) and the copies of the strings. Cheap (one
+ * pass), so a body is reserved in the budget before it is parsed: a few MB of "0,0,0,..."
+ * would otherwise become ~50x their size in nodes. */
+size_t json_parse_cost(const uint8_t *text, size_t len);
 
 /* The bytes a JSON text of `count` tensor values takes at most (%.9g, a comma each, a frame):
  * what tensor_to_json and the /v2 JSON answer allocate. */

@@ -250,8 +250,23 @@ enum MHD_Result preprocess_input_json(request *r, bool exif)
             return fail(r, CP_ERR_OVERLOADED, -1, "out of memory");
         cp_error err = {0};
         int index = -1;
-        if (!json_input_parse(r->body, r->len, cfg->max_images_per_request, cfg->max_body_bytes,
-                              &in->items, &err, &index))
+        /* the parse tree is reserved in the memory budget while it exists (issue #13) */
+        size_t parse_bytes = json_parse_cost(r->body, r->len);
+        if (parse_bytes > r->srv->budget.limit) {
+            cp_fail(&err, CP_ERR_BODY_TOO_LARGE, "this JSON body would take about %zu bytes to "
+                    "parse, more than the whole memory budget (memory_budget_bytes)",
+                    parse_bytes);
+            return request_answer_error(r, &err, -1);
+        }
+        if (!mem_budget_reserve(&r->srv->budget, parse_bytes)) {
+            cp_fail(&err, CP_ERR_OVERLOADED,
+                    "memory budget in use by other requests (memory_budget_bytes); retry later");
+            return request_answer_error(r, &err, -1);
+        }
+        bool parsed = json_input_parse(r->body, r->len, cfg->max_images_per_request,
+                                       cfg->max_body_bytes, &in->items, &err, &index);
+        mem_budget_release(&r->srv->budget, parse_bytes);
+        if (!parsed)
             return request_answer_error(r, &err, index);
         in->json = true;
         free(r->body); /* the images are decoded out of it */

@@ -307,13 +307,13 @@ static enum MHD_Result infer(request *r)
     const char *hl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
                                                  "Inference-Header-Content-Length");
     cp_error err = {0};
-    /* The JSON part is parsed into a tree ~40x its size: it stays small (images go as binary
-     * data after it), and that tree is reserved in the memory budget while it exists. */
+    /* The JSON part is parsed into a tree up to ~50x its size: it stays small (images go as
+     * binary data after it), and that tree is reserved in the memory budget while it exists. */
     unsigned long long json_len = hl ? strtoull(hl, NULL, 10) : r->len;
     if (json_len > cfg->max_json_body_bytes)
         return v2_error(r, 400, "the JSON part of the request is larger than max_json_body_bytes "
                                 "(%zu): send images as binary data", cfg->max_json_body_bytes);
-    size_t parse_bytes = (size_t)json_len * 40;
+    size_t parse_bytes = json_parse_cost(r->body, json_len < r->len ? (size_t)json_len : r->len);
     if (!mem_budget_reserve(&r->srv->budget, parse_bytes)) {
         cp_fail(&err, CP_ERR_OVERLOADED, "memory budget in use by other requests; retry later");
         return request_answer_error(r, &err, -1);

@@ -16,6 +16,7 @@ alive afterwards (daemon_factory fails a test whose daemon died).
 """
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
@@ -379,6 +380,24 @@ def test_json_bodies_are_capped(daemon_factory):
     body, headers = v2_infer_body([png(300, 300, (1, 2, 3)) + b"\0" * (100 * 1024)])
     r = d.request("POST", "/v2/models/clip-224/infer", data=body, headers=headers)
     assert r.status_code == 200, describe_error(r)
+    alive(d)
+
+
+def test_v1_json_body_parse_is_reserved_in_the_budget(daemon_factory):
+    # {"images": [0,0,0,...]}: 8 MiB of one-byte values would be ~400 MB of cJSON nodes
+    d = daemon_factory({"memory_budget_bytes": "64MiB"})
+    base = d.vm_hwm_kib()
+    body = b'{"images":[' + b",".join([b"0"] * (4 << 20)) + b"]}"
+    r = d.request("POST", "/v1/preprocess", data=body,
+                  headers={"Content-Type": "application/json"})
+    err = assert_error(r, 413, "body_too_large")
+    assert "memory_budget_bytes" in err["message"], err
+    if b"__asan_init" not in Path(d.argv[0]).read_bytes():  # (see the budget test above)
+        assert (d.vm_hwm_kib() - base) * 1024 < 64 * MIB, "the JSON tree was built anyway"
+    # a JSON body of a real image is still served
+    ok = d.request("POST", "/v1/preprocess", params={"format": "raw"},
+                   json={"images": [{"b64": base64.b64encode(png(64, 48)).decode()}]})
+    assert ok.status_code == 200, describe_error(ok)
     alive(d)
 
 
