@@ -66,7 +66,8 @@ KERNEL_FN void batch_v_thread(const image_desc *d, const uint8_t *staging, const
 {
     int oy = (int)(t / d->out_w), ox = (int)(t % d->out_w);
     int ry = d->top + oy, rx = d->left + ox;
-    uint8_t px[3] = {0, 0, 0};
+    const normalize_table *tb = &tables[d->table];
+    uint8_t px[3] = {tb->fill[0], tb->fill[1], tb->fill[2]}; /* padding colour */
     if (ry >= d->y0 && ry < d->y1 && rx >= d->x0 && rx < d->x1) {
         int xi = rx - d->x0;
         size_t stride;
@@ -83,7 +84,6 @@ KERNEL_FN void batch_v_thread(const image_desc *d, const uint8_t *staging, const
             px[2] = p[2];
         }
     }
-    const normalize_table *tb = &tables[d->table];
     size_t plane = (size_t)d->out_h * d->out_w, at = (size_t)oy * d->out_w + ox;
     uint8_t *slot = (uint8_t *)out + d->out_off;
     for (int c = 0; c < 3; c++) {

@@ -17,6 +17,7 @@ void normalize_table_build(normalize_table *t, double rescale, const double mean
             t->f16[c][u] = float_to_half(y);
         }
     }
+    memset(t->fill, 0, sizeof t->fill);
 }
 
 void normalize_table_build_fused(normalize_table *t, double rescale, const double mean[3],
@@ -33,6 +34,7 @@ void normalize_table_build_fused(normalize_table *t, double rescale, const doubl
             t->f16[c][u] = float_to_half(y);
         }
     }
+    memset(t->fill, 0, sizeof t->fill);
 }
 
 uint16_t float_to_half(float f)

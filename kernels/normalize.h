@@ -9,6 +9,7 @@
 typedef struct {
     float f32[3][256];
     uint16_t f16[3][256]; /* IEEE binary16 bits of f32, round-to-nearest-even (numpy astype) */
+    uint8_t fill[4];      /* u8 value of padding per channel (profile "fill"; build sets 0) */
 } normalize_table;
 
 /* x = f32(f64(u) * rescale); y = (x - f32(mean)) / f32(std), each op in float32. */

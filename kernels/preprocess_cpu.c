@@ -102,12 +102,14 @@ void preprocess_image_cpu(const resize_plan *p, const uint8_t *rgb, size_t strid
                 float *o = (float *)out + base;
                 const float *lut = t->f32[c];
                 for (int x = 0; x < p->out_w; x++)
-                    o[x] = (row && x >= xin0 && x < xin1) ? lut[row[(x - xin0) * 3 + c]] : lut[0];
+                    o[x] = (row && x >= xin0 && x < xin1) ? lut[row[(x - xin0) * 3 + c]]
+                                                          : lut[t->fill[c]];
             } else {
                 uint16_t *o = (uint16_t *)out + base;
                 const uint16_t *lut = t->f16[c];
                 for (int x = 0; x < p->out_w; x++)
-                    o[x] = (row && x >= xin0 && x < xin1) ? lut[row[(x - xin0) * 3 + c]] : lut[0];
+                    o[x] = (row && x >= xin0 && x < xin1) ? lut[row[(x - xin0) * 3 + c]]
+                                                          : lut[t->fill[c]];
             }
         }
     })

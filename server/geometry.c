@@ -1,6 +1,8 @@
 /* geometry.c — resize targets and crop offsets, with each reference's own rounding. */
 #include "geometry.h"
 
+#include <math.h>
+
 static int floor_div2(int v) { return v >= 0 ? v / 2 : -((-v + 1) / 2); }
 
 int crop_offset(crop_mode mode, int resized, int crop)
@@ -17,6 +19,19 @@ int crop_offset(crop_mode mode, int resized, int crop)
     }
     /* HF: floor((L-c)/2); when padding, this puts the odd zero row top/left (spec B.6) */
     return floor_div2(d);
+}
+
+/* open_clip ResizeKeepRatio(longest=1): ratio = max(h/th, w/tw) in double, each side
+ * round(side / ratio) with Python's round (ties to even: rint). A side that rounds to 0 (an
+ * image over ~2*box:1) is kept at 1 pixel; open_clip's Pillow resize refuses such an image. */
+static void fit_longest(const profile *p, int src_w, int src_h, int *out_w, int *out_h)
+{
+    double rh = (double)src_h / (double)p->resize_height;
+    double rw = (double)src_w / (double)p->resize_width;
+    double ratio = rh > rw ? rh : rw;
+    double h = rint((double)src_h / ratio), w = rint((double)src_w / ratio);
+    *out_h = h < 1 ? 1 : (int)h;
+    *out_w = w < 1 ? 1 : (int)w;
 }
 
 int crop_offset_rounded(crop_rounding rounding, int resized, int crop)
@@ -37,6 +52,11 @@ int fast_scale_denom(const profile *p, int src_w, int src_h, int factor)
     int target = p->resize == RESIZE_EXACT
                      ? (p->resize_width < p->resize_height ? p->resize_width : p->resize_height)
                      : p->shortest_edge;
+    if (p->resize == RESIZE_LONGEST) {
+        int w, h;
+        fit_longest(p, src_w, src_h, &w, &h);
+        target = w < h ? w : h;
+    }
     long long need = (long long)factor * target;
     int shortside = src_w < src_h ? src_w : src_h;
     for (int d = 8; d >= 2; d /= 2)
@@ -70,6 +90,13 @@ void geometry_resized_size(const profile *p, int src_w, int src_h, long long *w,
     if (p->resize == RESIZE_EXACT) {
         *w = p->resize_width;
         *h = p->resize_height;
+        return;
+    }
+    if (p->resize == RESIZE_LONGEST) { /* never larger than the box */
+        int lw, lh;
+        fit_longest(p, src_w > 0 ? src_w : 1, src_h > 0 ? src_h : 1, &lw, &lh);
+        *w = lw;
+        *h = lh;
         return;
     }
     /* short side -> S, long side trunc(S*long/short) in double, as Python's int(S*l/s); in

@@ -18,6 +18,7 @@
 #include "content_cache.h"
 #include "fetch.h"
 #include "log.h"
+#include "profile_import.h"
 #include "server.h"
 #include "shm_pool.h"
 #include "shm_regions.h"
@@ -60,6 +61,7 @@ static bool build_tables(server_ctx *srv, cp_error *err)
                 normalize_table_build_fused(t, p->rescale_factor, p->mean, p->std);
             else
                 normalize_table_build(t, p->rescale_factor, p->mean, p->std);
+            memcpy(t->fill, p->fill, sizeof p->fill); /* padding colour (profile "fill") */
         }
     }
     return true;
@@ -173,6 +175,9 @@ int main(int argc, char **argv, char **envp)
     static server_ctx srv;
     cp_error err = {0};
     bool want_help = false, want_version = false;
+
+    /* `clipprepd profile import PATH`: a tool, not the server (server/profile_import.c) */
+    if (argc >= 2 && strcmp(argv[1], "profile") == 0) return profile_cli_main(argc, argv);
 
     if (!config_load(&cfg, argc, argv, envp, &want_help, &want_version, &err)) {
         fprintf(stderr, "clipprepd: %s\n", err.message);

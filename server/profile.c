@@ -15,6 +15,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "log.h"
+#include "profile_import.h"
+
 #define PROFILE_FILE_MAX (1 << 20)
 #define PROFILE_MAX_SIDE 4096
 #define DEFAULT_RESCALE 0.00392156862745098 /* 1/255 as a double (spec B.7) */
@@ -121,28 +124,99 @@ static bool parse_resize(const cJSON *root, profile *p, cp_error *err)
     if (!r) return cp_fail(err, CP_ERR_CONFIG, "key \"resize\" is required");
     if (!cJSON_IsObject(r))
         return cp_fail(err, CP_ERR_CONFIG,
-                       "key \"resize\": expected an object {\"shortest_edge\": N} or "
-                       "{\"height\": H, \"width\": W}, got %s",
+                       "key \"resize\": expected an object {\"shortest_edge\": N}, "
+                       "{\"longest_edge\": N} or {\"height\": H, \"width\": W}, got %s",
                        json_type_name(r));
-    static const char *const allowed[] = {"shortest_edge", "height", "width", NULL};
+    static const char *const allowed[] = {"shortest_edge", "longest_edge", "height", "width",
+                                          "keep_aspect", NULL};
     if (!check_keys(r, allowed, "resize.", err)) return false;
     bool se = cJSON_GetObjectItemCaseSensitive(r, "shortest_edge") != NULL;
+    bool le = cJSON_GetObjectItemCaseSensitive(r, "longest_edge") != NULL;
     bool h = cJSON_GetObjectItemCaseSensitive(r, "height") != NULL;
     bool w = cJSON_GetObjectItemCaseSensitive(r, "width") != NULL;
-    if (se && (h || w))
+    const cJSON *ka = cJSON_GetObjectItemCaseSensitive(r, "keep_aspect");
+    if ((se ? 1 : 0) + (le ? 1 : 0) + ((h || w) ? 1 : 0) > 1)
         return cp_fail(err, CP_ERR_CONFIG,
-                       "key \"resize\": give either shortest_edge or height and width, not both");
+                       "key \"resize\": give one of shortest_edge, longest_edge, or height and "
+                       "width, not both");
+    if (ka && !(h || w))
+        return cp_fail(err, CP_ERR_CONFIG,
+                       "key \"resize.keep_aspect\": only with height and width");
     if (se) {
         p->resize = RESIZE_SHORTEST_EDGE;
         return get_side(r, "shortest_edge", "resize.shortest_edge", &p->shortest_edge, err);
     }
+    if (le) {
+        /* open_clip resize_mode=longest with a square size: the box is N x N */
+        p->resize = RESIZE_LONGEST;
+        if (!get_side(r, "longest_edge", "resize.longest_edge", &p->resize_width, err))
+            return false;
+        p->resize_height = p->resize_width;
+        return true;
+    }
     if (!h && !w)
         return cp_fail(err, CP_ERR_CONFIG,
-                       "key \"resize\": expected {\"shortest_edge\": N} or "
-                       "{\"height\": H, \"width\": W}");
+                       "key \"resize\": expected {\"shortest_edge\": N}, {\"longest_edge\": N} "
+                       "or {\"height\": H, \"width\": W}");
     p->resize = RESIZE_EXACT;
+    if (ka) {
+        /* "longest": aspect kept, fit inside height x width (open_clip ResizeKeepRatio) */
+        if (!cJSON_IsString(ka) || strcmp(ka->valuestring, "longest") != 0)
+            return cp_fail(err, CP_ERR_CONFIG,
+                           "key \"resize.keep_aspect\": expected \"longest\" (fit inside "
+                           "height x width), got %s",
+                           cJSON_IsString(ka) ? ka->valuestring : json_type_name(ka));
+        p->resize = RESIZE_LONGEST;
+    }
     return get_side(r, "height", "resize.height", &p->resize_height, err) &&
            get_side(r, "width", "resize.width", &p->resize_width, err);
+}
+
+/* "fill": [R, G, B] u8 padding colour (default black). */
+static bool parse_fill(const cJSON *root, profile *p, cp_error *err)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "fill");
+    memset(p->fill, 0, sizeof p->fill);
+    if (!f) return true;
+    if (!cJSON_IsArray(f) || cJSON_GetArraySize(f) != 3)
+        return cp_fail(err, CP_ERR_CONFIG,
+                       "key \"fill\": expected an array of 3 integers 0..255 (R, G, B), got %s",
+                       json_type_name(f));
+    int i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, f)
+    {
+        double d = cJSON_IsNumber(e) ? e->valuedouble : NAN;
+        if (!(d >= 0 && d <= 255 && d == floor(d)))
+            return cp_fail(err, CP_ERR_CONFIG, "key \"fill\"[%d]: expected an integer 0..255", i);
+        p->fill[i++] = (unsigned char)d;
+    }
+    return true;
+}
+
+/* "models": the model ids this profile serves, listed by GET /v1/profiles. */
+static bool parse_models(const cJSON *root, profile *p, cp_error *err)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "models");
+    p->n_models = 0;
+    if (!m) return true;
+    if (!cJSON_IsArray(m))
+        return cp_fail(err, CP_ERR_CONFIG, "key \"models\": expected an array of strings, got %s",
+                       json_type_name(m));
+    if (cJSON_GetArraySize(m) > PROFILE_MAX_MODELS)
+        return cp_fail(err, CP_ERR_CONFIG, "key \"models\": at most %d entries",
+                       PROFILE_MAX_MODELS);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, m)
+    {
+        if (!cJSON_IsString(e) || !e->valuestring[0] ||
+            strlen(e->valuestring) >= sizeof p->models[0])
+            return cp_fail(err, CP_ERR_CONFIG,
+                           "key \"models\"[%d]: expected a model id of 1..%zu characters",
+                           p->n_models, sizeof p->models[0] - 1);
+        memcpy(p->models[p->n_models++], e->valuestring, strlen(e->valuestring) + 1);
+    }
+    return true;
 }
 
 static bool parse_crop(const cJSON *root, profile *p, cp_error *err)
@@ -218,7 +292,8 @@ static bool parse_resample(const cJSON *root, profile *p, cp_error *err)
 
 static const char *const profile_keys[] = {
     "name", "description", "reference", "resize", "crop", "resample",
-    "rescale_factor", "mean", "std", "exif", "mode", "default_reference", "references", NULL,
+    "rescale_factor", "mean", "std", "exif", "mode", "default_reference", "references",
+    "fill", "models", NULL,
 };
 
 /* "references": a non-empty array of reference names; "default_reference": one name. */
@@ -318,7 +393,8 @@ bool profile_parse_json(const char *json_text, profile *p, cp_error *err)
         !get_text(root, "reference", false, p->reference, sizeof p->reference, err) ||
         !parse_resize(root, p, err) || !parse_crop(root, p, err) ||
         !parse_resample(root, p, err) || !get_triple(root, "mean", false, p->mean, err) ||
-        !get_triple(root, "std", true, p->std, err) || !parse_references(root, p, err))
+        !get_triple(root, "std", true, p->std, err) || !parse_fill(root, p, err) ||
+        !parse_models(root, p, err) || !parse_references(root, p, err))
         goto done;
 
     const cJSON *rf = cJSON_GetObjectItemCaseSensitive(root, "rescale_factor");
@@ -358,6 +434,15 @@ bool profile_parse_json(const char *json_text, profile *p, cp_error *err)
         p->fast = !strcmp(mode->valuestring, "fast");
     }
 
+    if (!profile_finish(p, err)) goto done;
+    ok = true;
+done:
+    cJSON_Delete(root);
+    return ok;
+}
+
+bool profile_finish(profile *p, cp_error *err)
+{
     if (p->crop != CROP_NONE) {
         p->out_width = p->crop_width;
         p->out_height = p->crop_height;
@@ -365,15 +450,12 @@ bool profile_parse_json(const char *json_text, profile *p, cp_error *err)
         p->out_width = p->resize_width;
         p->out_height = p->resize_height;
     } else {
-        cp_fail(err, CP_ERR_CONFIG,
-                "resize.shortest_edge without a crop gives a tensor size that varies per image "
-                "(aspect ratio); add a \"crop\" or resize to an exact height and width");
-        goto done;
+        return cp_fail(err, CP_ERR_CONFIG,
+                       "resize.%s without a crop gives a tensor size that varies per image "
+                       "(aspect ratio); add a \"crop\" or resize to an exact height and width",
+                       p->resize == RESIZE_LONGEST ? "longest_edge" : "shortest_edge");
     }
-    ok = true;
-done:
-    cJSON_Delete(root);
-    return ok;
+    return true;
 }
 
 /* ---- loading a directory ------------------------------------------------------------------ */
@@ -406,6 +488,16 @@ static bool read_text_file(const char *path, char **out, cp_error *err)
     return true;
 }
 
+static void warn_import(const char *name, const char *warning)
+{
+    if (!warning[0]) return;
+    char n[160], w[2048];
+    json_escape(name, n, sizeof n);
+    json_escape(warning, w, sizeof w);
+    log_event(LOG_WARN, "profile configs disagree", "\"profile\":\"%s\",\"detail\":\"%s\"", n,
+              w);
+}
+
 static void free_names(char **names, size_t n)
 {
     for (size_t i = 0; i < n; i++) free(names[i]);
@@ -427,8 +519,14 @@ bool profiles_load_dir(const char *dir, profile_set *set, cp_error *err)
     bool ok = true;
     while ((de = readdir(d)) != NULL) {
         size_t len = strlen(de->d_name);
-        if (de->d_name[0] == '.' || len <= 5 || strcmp(de->d_name + len - 5, ".json") != 0)
-            continue;
+        if (de->d_name[0] == '.') continue;
+        bool json = len > 5 && strcmp(de->d_name + len - 5, ".json") == 0;
+        if (!json) { /* a model folder (preprocessor_config.json / open_clip_config.json)? */
+            char sub[4096];
+            struct stat sst;
+            snprintf(sub, sizeof sub, "%s/%s", dir, de->d_name);
+            if (stat(sub, &sst) != 0 || !S_ISDIR(sst.st_mode)) continue;
+        }
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 16;
             char **nn = realloc(names, ncap * sizeof *nn);
@@ -472,6 +570,23 @@ bool profiles_load_dir(const char *dir, profile_set *set, cp_error *err)
         }
         snprintf(path, plen, "%s/%s", dir, names[i]);
         struct stat st;
+        size_t nlen = strlen(names[i]);
+        bool is_json = nlen > 5 && strcmp(names[i] + nlen - 5, ".json") == 0;
+        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode) && !is_json) {
+            char warning[1024];
+            if (!profile_import_path(path, names[i], &items[count], warning, sizeof warning,
+                                     err)) {
+                char tmp[sizeof err->message];
+                snprintf(tmp, sizeof tmp, "%s", err->message);
+                cp_fail(err, CP_ERR_CONFIG, "profile %s", tmp);
+                ok = false;
+            } else {
+                warn_import(names[i], warning);
+                count++;
+            }
+            free(path);
+            continue;
+        }
         if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
             ok = cp_fail(err, CP_ERR_CONFIG, "profile %.200s: not a regular file", path);
             free(path);
@@ -484,7 +599,21 @@ bool profiles_load_dir(const char *dir, profile_set *set, cp_error *err)
             break;
         }
         profile *p = &items[count];
-        if (!profile_parse_json(text, p, err)) {
+        config_format fmt = config_format_of(text);
+        if (fmt == CONFIG_HF || fmt == CONFIG_OPEN_CLIP) {
+            /* a model's own config saved as NAME.json: named after the file */
+            char stem[256];
+            snprintf(stem, sizeof stem, "%.*s", (int)(nlen - 5), names[i]);
+            if (!profile_from_config(text, fmt, stem, p, err)) {
+                char tmp[sizeof err->message];
+                snprintf(tmp, sizeof tmp, "%s", err->message);
+                cp_fail(err, CP_ERR_CONFIG, "profile %.100s (%s): %s", path,
+                        config_format_name(fmt), tmp);
+                ok = false;
+            } else {
+                count++;
+            }
+        } else if (!profile_parse_json(text, p, err)) {
             char tmp[sizeof err->message];
             snprintf(tmp, sizeof tmp, "%s", err->message);
             cp_fail(err, CP_ERR_CONFIG, "profile %.100s: %s", path, tmp);
@@ -547,9 +676,13 @@ void *profile_to_cjson(const profile *p)
     if (resize) {
         if (p->resize == RESIZE_SHORTEST_EDGE) {
             ok = cJSON_AddNumberToObject(resize, "shortest_edge", p->shortest_edge) != NULL;
+        } else if (p->resize == RESIZE_LONGEST && p->resize_width == p->resize_height) {
+            ok = cJSON_AddNumberToObject(resize, "longest_edge", p->resize_width) != NULL;
         } else {
             ok = cJSON_AddNumberToObject(resize, "height", p->resize_height) &&
                  cJSON_AddNumberToObject(resize, "width", p->resize_width);
+            if (ok && p->resize == RESIZE_LONGEST)
+                ok = cJSON_AddStringToObject(resize, "keep_aspect", "longest") != NULL;
         }
     } else {
         ok = false;
@@ -590,6 +723,19 @@ void *profile_to_cjson(const profile *p)
                 ok = cJSON_AddItemToArray(refs, cJSON_CreateString(reference_name((reference_id)r)));
     }
     if (ok) {
+        int fill[3] = {p->fill[0], p->fill[1], p->fill[2]};
+        cJSON *f = cJSON_CreateIntArray(fill, 3);
+        ok = f && cJSON_AddItemToObject(o, "fill", f);
+    }
+    if (ok) {
+        cJSON *m = cJSON_AddArrayToObject(o, "models");
+        ok = m != NULL;
+        for (int i = 0; ok && i < p->n_models; i++) {
+            cJSON *id = cJSON_CreateString(p->models[i]);
+            ok = id && cJSON_AddItemToArray(m, id);
+        }
+    }
+    if (ok) {
         cJSON *out = cJSON_AddObjectToObject(o, "output");
         ok = out && cJSON_AddNumberToObject(out, "channels", 3) &&
              cJSON_AddNumberToObject(out, "height", p->out_height) &&
@@ -599,5 +745,14 @@ void *profile_to_cjson(const profile *p)
         cJSON_Delete(o);
         return NULL;
     }
+    return o;
+}
+
+void *profile_to_native_cjson(const profile *p)
+{
+    cJSON *o = profile_to_cjson(p);
+    if (o) cJSON_DeleteItemFromObjectCaseSensitive(o, "output");
+    /* a default the daemon would fill in is not part of the file */
+    if (o && !p->default_ref_set) cJSON_DeleteItemFromObjectCaseSensitive(o, "default_reference");
     return o;
 }

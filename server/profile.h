@@ -13,6 +13,8 @@
 typedef enum {
     RESIZE_SHORTEST_EDGE = 0, /* short side -> size, long side trunc(size*long/short) (spec B.4) */
     RESIZE_EXACT,             /* squash to width x height (SigLIP, spec D) */
+    RESIZE_LONGEST,           /* open_clip resize_mode=longest: aspect kept, the image fits the
+                                 resize_width x resize_height box (ResizeKeepRatio, longest=1) */
 } resize_mode;
 
 typedef enum {
@@ -21,13 +23,15 @@ typedef enum {
     CROP_HALF_EVEN, /* torchvision/open_clip: round-half-even((L-c)/2); odd pad row bottom/right */
 } crop_mode;
 
+#define PROFILE_MAX_MODELS 24
+
 typedef struct {
     char name[64];
     char description[256];
     char reference[256];     /* which reference implementation this profile reproduces */
     resize_mode resize;
     int shortest_edge;       /* RESIZE_SHORTEST_EDGE */
-    int resize_width, resize_height; /* RESIZE_EXACT */
+    int resize_width, resize_height; /* RESIZE_EXACT; the box of RESIZE_LONGEST */
     crop_mode crop;
     int crop_width, crop_height;
     resample_filter filter;
@@ -42,6 +46,10 @@ typedef struct {
     reference_id default_ref; /* "default_reference"; else implied by crop.rounding half_even
                                 (open_clip); else the daemon's default_reference */
     bool default_ref_set;    /* default_ref came from the file (not the daemon default) */
+    /* Added for model-config import (server/profile_import.c): */
+    unsigned char fill[3];   /* u8 colour of padding (open_clip fill_color), before normalising */
+    char models[PROFILE_MAX_MODELS][96]; /* model ids this profile serves (GET /v1/profiles) */
+    int n_models;
 } profile;
 
 typedef struct {
@@ -50,6 +58,9 @@ typedef struct {
 } profile_set;
 
 /* Loads every *.json in dir (sorted by name); a file's "name" must equal its file stem.
+ * A *.json may also be a model's own Hugging Face preprocessor_config.json or open_clip
+ * open_clip_config.json, and a sub-folder NAME/ holding those files as downloaded with the model
+ * (server/profile_import.h); such profiles are named after the file or folder.
  * Unknown keys and invalid values are errors naming the file and the key. */
 bool profiles_load_dir(const char *dir, profile_set *set, cp_error *err);
 bool profile_parse_json(const char *json_text, profile *p, cp_error *err);
@@ -62,5 +73,11 @@ void profiles_free(profile_set *set);
 /* A cJSON object describing p with all settings (GET /v1/profiles). Caller frees with
  * cJSON_Delete. Returned as void* to keep cJSON out of this header. */
 void *profile_to_cjson(const profile *p);
+/* The same without the derived "output": a native profile file that loads back unchanged
+ * (`clipprepd profile import`). */
+void *profile_to_native_cjson(const profile *p);
+/* Checks the settings of a profile built in code (the importer) and derives its output size:
+ * the rules profile_parse_json applies. */
+bool profile_finish(profile *p, cp_error *err);
 
 #endif

@@ -159,6 +159,7 @@ static TRITONSERVER_Error *model_load(TRITONBACKEND_Model *model, model_state *m
                                     m->prof->std);
     else
         normalize_table_build(&m->table, m->prof->rescale_factor, m->prof->mean, m->prof->std);
+    memcpy(m->table.fill, m->prof->fill, sizeof m->prof->fill); /* padding colour */
     return NULL;
 }
 

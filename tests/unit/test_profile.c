@@ -100,10 +100,11 @@ TEST(shipped_profiles_load_with_documented_values)
         fprintf(stderr, "    %s\n", err.message);
         return;
     }
-    CHECK_EQ_INT(set.count, 5);
+    /* the five original profiles, among the preset table (docs/profiles.md) */
+    CHECK(set.count >= 5);
     static const char *names[] = {"clip-224", "clip-336", "openclip-224", "siglip-224",
                                   "siglip-384"};
-    for (int i = 0; i < set.count && i < 5; i++) CHECK(strcmp(set.items[i].name, names[i]) == 0);
+    for (int i = 0; i < 5; i++) CHECK(profiles_find(&set, names[i]) != NULL);
 
     const profile *p = profiles_find(&set, "clip-224");
     CHECK(p != NULL);
