@@ -23,6 +23,7 @@ const char *image_format_name(image_format f)
     case IMAGE_FORMAT_GIF: return "gif";
     case IMAGE_FORMAT_BMP: return "bmp";
     case IMAGE_FORMAT_TIFF: return "tiff";
+    case IMAGE_FORMAT_AVIF: return "avif";
     default: return "unknown";
     }
 }
@@ -44,6 +45,8 @@ image_format decode_detect_format(const uint8_t *data, size_t len)
         return IMAGE_FORMAT_BMP;
     if (decode_tiff_is(data, len))
         return IMAGE_FORMAT_TIFF;
+    if (decode_avif_is(data, len))
+        return IMAGE_FORMAT_AVIF;
     return IMAGE_FORMAT_UNKNOWN;
 }
 
@@ -79,12 +82,13 @@ bool decode_read_header(const uint8_t *data, size_t len, image_header *hdr, cp_e
     case IMAGE_FORMAT_GIF: ok = decode_gif_header(data, len, hdr, err); break;
     case IMAGE_FORMAT_BMP: ok = decode_bmp_header(data, len, hdr, err); break;
     case IMAGE_FORMAT_TIFF: ok = decode_tiff_header(data, len, hdr, err); break;
+    case IMAGE_FORMAT_AVIF: ok = decode_avif_header(data, len, hdr, err); break;
     default:
         if (truncated_magic(data, len))
             return cp_fail(err, CP_ERR_INVALID_IMAGE,
                            "image data truncated inside the file signature (%zu bytes)", len);
         return cp_fail(err, CP_ERR_UNSUPPORTED_FORMAT,
-                       "unsupported image format (not JPEG, PNG, WebP, GIF, BMP or TIFF)");
+                       "unsupported image format (not JPEG, PNG, WebP, GIF, BMP, TIFF or AVIF)");
     }
     if (!ok) {
         image_format f = hdr->format;
@@ -286,6 +290,7 @@ bool decode_rgb(const uint8_t *data, size_t len, const image_header *hdr,
     case IMAGE_FORMAT_GIF: ok = decode_gif_pixels(data, len, hdr, white, target, err); break;
     case IMAGE_FORMAT_BMP: ok = decode_bmp_pixels(data, len, hdr, white, target, err); break;
     case IMAGE_FORMAT_TIFF: ok = decode_tiff_pixels(data, len, hdr, white, target, err); break;
+    case IMAGE_FORMAT_AVIF: ok = decode_avif_pixels(data, len, hdr, white, target, err); break;
     default: ok = cp_fail(err, CP_ERR_INTERNAL, "decode_rgb: unknown format"); break;
     }
 

@@ -93,6 +93,13 @@ bool decode_tiff_pixels(const uint8_t *data, size_t len, const image_header *hdr
 bool decode_tiff_rgba(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
                       cp_error *err);
 
+bool decode_avif_is(const uint8_t *data, size_t len); /* ISOBMFF "ftyp" with an avif brand */
+bool decode_avif_header(const uint8_t *data, size_t len, image_header *hdr, cp_error *err);
+bool decode_avif_pixels(const uint8_t *data, size_t len, const image_header *hdr,
+                        bool alpha_onto_white, uint8_t *dst, cp_error *err);
+bool decode_avif_rgba(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
+                      cp_error *err);
+
 /* Pillow's CMYK -> RGB (Convert.c cmyk2rgb) for one pixel of *Pillow's* CMYK values; the same
  * body the hybrid GPU decode runs. */
 static inline void decode_cmyk_to_rgb(uint8_t *out, unsigned c, unsigned m, unsigned y,

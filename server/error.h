@@ -10,7 +10,7 @@ typedef enum {
     CP_ERR_INVALID_PARAMETER,  /* 400 invalid_parameter: a query parameter has a bad value */
     CP_ERR_UNKNOWN_PROFILE,    /* 400 unknown_profile */
     CP_ERR_INVALID_IMAGE,      /* 400 invalid_image: corrupt, truncated or undecodable data */
-    CP_ERR_UNSUPPORTED_FORMAT, /* 415 unsupported_format: not JPEG, PNG or WebP (or a variant we refuse) */
+    CP_ERR_UNSUPPORTED_FORMAT, /* 415 unsupported_format: not a format we decode (or a variant we refuse) */
     CP_ERR_IMAGE_TOO_LARGE,    /* 413 image_too_large: pixel count over max_pixels */
     CP_ERR_BODY_TOO_LARGE,     /* 413 body_too_large: request body over max_body_bytes */
     CP_ERR_TOO_MANY_IMAGES,    /* 413 too_many_images: over max_images_per_request */

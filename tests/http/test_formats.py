@@ -361,3 +361,55 @@ def test_alpha_matters_per_reference(daemon, name):
     t4 = daemon.tensor(data, params={"reference": "transformers4"})
     t5 = daemon.tensor(data, params={"reference": "transformers5"})
     assert not np.array_equal(t4, t5)
+
+
+# ---- AVIF ---------------------------------------------------------------------------------
+
+def _avifs():
+    photo = _photo((320, 240))
+    rgba = photo.copy()
+    rgba.putalpha(Image.linear_gradient("L").resize(photo.size))
+    return {
+        "q75_420": _save(photo, "AVIF", quality=75),
+        "q90_444": _save(photo, "AVIF", quality=90, subsampling="4:4:4"),
+        "q60_422": _save(photo, "AVIF", quality=60, subsampling="4:2:2"),
+        "gray": _save(photo.convert("L"), "AVIF"),
+        "rgba": _save(rgba, "AVIF", quality=80),
+        "odd_size": _save(photo.resize((333, 251)), "AVIF"),
+    }
+
+
+AVIFS = _avifs()
+
+
+@pytest.mark.parametrize("name", sorted(AVIFS))
+def test_avif_equals_pillow(daemon, name):
+    """Debian's libavif 0.11 (dav1d, libyuv) against the wheel's libavif 1.3: equal here."""
+    _same_as_pillow(daemon, AVIFS[name])
+
+
+@pytest.mark.parametrize("reference", ["transformers4", "transformers5", "open_clip"])
+def test_avif_alpha_every_reference(daemon, reference):
+    data = AVIFS["rgba"]
+    kw = {"params": {"reference": reference}}
+    assert np.array_equal(daemon.tensor(data, **kw), daemon.tensor(_same_mode_png(data), **kw))
+
+
+def test_avif_against_transformers(daemon):
+    data = AVIFS["q75_420"]
+    assert np.array_equal(daemon.tensor(data), ref.expected("clip-224", data)[0])
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_avif_orientation(daemon, orientation):
+    """Pillow stores an EXIF orientation as irot/imir boxes and reports it back from them."""
+    exif = Image.Exif()
+    exif[274] = orientation
+    data = _save(_photo((97, 61)), "AVIF", exif=exif.tobytes())
+    assert np.array_equal(daemon.tensor(data, exif=1), ref.expected("clip-224", data, exif=True)[0])
+    assert np.array_equal(daemon.tensor(data), ref.expected("clip-224", data)[0])
+
+
+def test_avif_errors(daemon):
+    data = AVIFS["q75_420"]
+    assert_error(daemon.post(data[:len(data) // 2]), 400, "invalid_image", index=0)
