@@ -314,6 +314,9 @@ static enum MHD_Result infer(request *r)
         return v2_error(r, 400, "the JSON part of the request is larger than max_json_body_bytes "
                                 "(%zu): send images as binary data", cfg->max_json_body_bytes);
     size_t parse_bytes = json_parse_cost(r->body, json_len < r->len ? (size_t)json_len : r->len);
+    if (parse_bytes > r->srv->budget.limit)
+        return v2_error(r, 400, "the JSON part of the request would take more than the whole "
+                                "memory budget to parse (memory_budget_bytes)");
     if (!mem_budget_reserve(&r->srv->budget, parse_bytes)) {
         cp_fail(&err, CP_ERR_OVERLOADED, "memory budget in use by other requests; retry later");
         return request_answer_error(r, &err, -1);
