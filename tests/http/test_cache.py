@@ -124,3 +124,24 @@ def test_failed_batches_store_nothing_wrong(cached, daemon):
 
 def test_hash_with_cache_off(daemon):
     assert_error(_json(daemon, [{"hash": "0" * 32}]), 404, "cache_miss", index=0)
+
+
+def test_hits_into_shared_memory(daemon_factory, daemon):
+    """format=shm: a hit is copied into the lease's slot, as a miss is computed into it."""
+    import uuid
+
+    import shm_consumer
+
+    d = daemon_factory({"cache_bytes": "64MiB", "shm_name": f"/clipprep-test-{uuid.uuid4().hex[:16]}",
+                        "shm_bytes": "16MiB", "shm_slot_bytes": "1MiB"})
+    datas = [images.get(n).data for n in NAMES[:2]]
+    body_want = daemon.post_batch(datas, format="raw").content
+    for round_ in range(2):
+        r = d.post_batch(datas, format="shm")
+        assert r.status_code == 200, describe_error(r)
+        j = r.json()
+        got = shm_consumer.read_tensor(j["shm"]["key"], j["shm"]["offset"], j["shm"]["byte_size"],
+                                       j["dtype"], j["shape"])[0]
+        assert got.tobytes() == body_want, f"round {round_}"
+        assert d.request("DELETE", f"/v1/leases/{j['lease']['id']}").status_code == 200
+    assert _metric(d, "clipprep_cache_hits_total") == 2
