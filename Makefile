@@ -37,7 +37,7 @@ LDLIBS   += -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/targets/x86_64-linux/lib -lcudar
 endif
 LIB      := $(BUILD)/libclipprep.a
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BIN)/tests/%,$(wildcard tests/unit/test_*.c))
-FUZZ_TARGETS := decode multipart config kserve geometry shm_regions
+FUZZ_TARGETS := decode multipart config kserve geometry shm_regions json_input
 VENV     := .venv
 PY       := $(VENV)/bin/python
 PYTEST   := $(PY) -m pytest -q -p no:cacheprovider

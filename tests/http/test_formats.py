@@ -413,3 +413,10 @@ def test_avif_orientation(daemon, orientation):
 def test_avif_errors(daemon):
     data = AVIFS["q75_420"]
     assert_error(daemon.post(data[:len(data) // 2]), 400, "invalid_image", index=0)
+
+
+def test_heic_is_refused(daemon):
+    """HEIC is not decoded (docs/exactness.md says why): a clear 415, not a guess."""
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
+    err = assert_error(daemon.post(heic), 415, "unsupported_format", index=0)
+    assert "AVIF" in err["message"]
