@@ -6,6 +6,8 @@ import stat
 import threading
 import time
 
+from pathlib import Path
+
 import numpy as np
 
 import images
@@ -156,7 +158,13 @@ def test_memory_stays_flat_over_thousands_of_requests(daemon_factory):
     before = rss_kib()
     burst(2000)
     after = rss_kib()
-    assert after - before < 8 * 1024, f"RSS grew by {after - before} KiB over 2000 requests"
+    # AddressSanitizer's allocator (quarantine, size-class caches) moves RSS by +-20 MiB over
+    # such a run whatever the daemon does (measured -14..+18 MiB on the same binary); there
+    # LeakSanitizer checks leaks at exit and only a gross growth is caught here. A leaked
+    # tensor per request would still be over 1 GiB.
+    asan = b"__asan_init" in Path(d.argv[0]).read_bytes()
+    limit = (64 if asan else 8) * 1024
+    assert after - before < limit, f"RSS grew by {after - before} KiB over 2000 requests"
 
 
 def test_progressive_scan_limit(daemon_factory):
