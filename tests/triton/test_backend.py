@@ -134,7 +134,7 @@ def test_two_instances_serve_concurrent_clients_exactly(triton, images):
 
 def test_undecodable_and_malformed_inputs_are_named(triton, images):
     with pytest.raises(InferenceServerException, match=r"image 0: unsupported_format:"):
-        infer(http, triton.http_url, "clip_preprocess", [b"GIF89a not an image at all"])
+        infer(http, triton.http_url, "clip_preprocess", [b"P6 not an image at all (PPM is not a supported format)"])
     with pytest.raises(InferenceServerException, match=r"image 2: invalid_image:"):
         infer(grpc, triton.grpc_url, "clip_preprocess",
               [images["png_224x224"], images["png_224x224"], images["png_224x224"][:100]])
