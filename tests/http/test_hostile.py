@@ -229,8 +229,12 @@ def test_memory_budget_413_when_never_503_while_held_and_peak_rss_bounded(daemon
     peak = d.vm_hwm_kib()
     # (AddressSanitizer keeps freed memory in quarantine, up to 256 MiB: RSS says nothing
     # about the budget there; the budget's own peak below is asserted on every build)
+    # The CUDA executor's fixed arenas (pinned staging, output and device buffers per slot;
+    # host memory in the emulation) are outside the budget (docs/configuration.md) and are
+    # touched as the batches grow: 64 MiB more margin there.
+    arenas = 64 * MIB if d.get("/readyz").json().get("backend") == "cuda" else 0
     if b"__asan_init" not in Path(d.argv[0]).read_bytes():
-        assert (peak - base) * 1024 < budget + 48 * MIB, \
+        assert (peak - base) * 1024 < budget + 48 * MIB + arenas, \
             f"peak RSS grew by {(peak - base) / 1024:.0f} MiB under a {budget >> 20} MiB budget"
     assert _metric(d.get("/metrics").text, "clipprep_memory_budget_peak_bytes") <= budget
     alive(d)
