@@ -18,6 +18,7 @@
 #include "content_cache.h"
 #include "fetch.h"
 #include "log.h"
+#include "offload.h"
 #include "profile_import.h"
 #include "server.h"
 #include "shm_pool.h"
@@ -243,6 +244,12 @@ int main(int argc, char **argv, char **envp)
     } else {
         snprintf(srv.shm_error, sizeof srv.shm_error, "disabled (shm_bytes is 0)");
     }
+    /* Large JSON bodies are parsed here, not on the HTTP thread (two: one per core on the
+       small machines this runs beside a model server on; parses are short, seconds at most) */
+    if (!(srv.offload = offload_create(2))) {
+        fprintf(stderr, "clipprepd: cannot start the JSON parse threads\n");
+        return 1;
+    }
     if (cfg.fetch_enabled && !(srv.fetcher = fetcher_create(&cfg, &err))) {
         fprintf(stderr, "clipprepd: %s\n", err.message);
         return 2;
@@ -298,6 +305,8 @@ int main(int argc, char **argv, char **envp)
      * then answered 503 (draining): no connection stays suspended. */
     fetcher_destroy(srv.fetcher);
     srv.fetcher = NULL;
+    offload_destroy(srv.offload); /* parses in progress finish and resume their requests */
+    srv.offload = NULL;
     drain(&srv, 5);
     http_stop(&srv);
     content_cache_destroy(srv.cache);

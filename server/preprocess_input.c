@@ -5,6 +5,7 @@
 #include "preprocess_input.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,12 +14,21 @@
 #include "fetch.h"
 #include "http_util.h"
 #include "json_input.h"
+#include "log.h"
 #include "mem_budget.h"
+#include "offload.h"
 #include "reference.h"
 
 struct preprocess_input {
     bool json;               /* the body was JSON: items holds the images */
     json_items items;
+    /* a large body is parsed on an offload thread (the request suspended meanwhile) */
+    offload_task parse_task;
+    request *parse_req;
+    size_t parse_bytes;      /* reserved in the memory budget while parsing */
+    bool parsing, parsed, parse_ok;
+    cp_error parse_err;
+    int parse_err_index;
     /* fetches */
     fetch_task *tasks;       /* one per URL item */
     int n_tasks;
@@ -240,34 +250,84 @@ static enum MHD_Result start_fetches(request *r, preprocess_input *in)
     return MHD_YES;
 }
 
-enum MHD_Result preprocess_input_json(request *r, bool exif)
+/* Bodies from this size on are parsed off the HTTP thread (below it a parse takes well under
+ * a millisecond; a 64 MiB list of base64 takes seconds). */
+#define OFFLOAD_PARSE_MIN ((size_t)256 << 10)
+
+static void parse_body(request *r, preprocess_input *in)
 {
     const cp_config *cfg = r->srv->cfg;
+    in->parse_err_index = -1;
+    in->parse_ok = json_input_parse(r->body, r->len, cfg->max_images_per_request,
+                                    cfg->max_body_bytes, &in->items, &in->parse_err,
+                                    &in->parse_err_index);
+    mem_budget_release(&r->srv->budget, in->parse_bytes);
+    in->parsed = true;
+}
+
+/* On an offload thread: parse, then resume the request (its body handler continues). */
+static void parse_task_run(offload_task *t)
+{
+    preprocess_input *in = (preprocess_input *)((char *)t - offsetof(preprocess_input, parse_task));
+    request *r = in->parse_req;
+    uint64_t t0 = monotonic_ns();
+    parse_body(r, in);
+    char esc[80];
+    json_escape(r->id, esc, sizeof esc);
+    log_event(LOG_DEBUG, "json body parsed off the HTTP thread",
+              "\"request_id\":\"%s\",\"bytes\":%zu,\"ms\":%.1f", esc, r->len,
+              (double)(monotonic_ns() - t0) / 1e6);
+    atomic_store(&r->state, REQ_RECEIVING); /* the body handler runs again on the resume */
+    MHD_resume_connection(r->conn);
+    request_unref(r);
+}
+
+enum MHD_Result preprocess_input_json(request *r, bool exif)
+{
     preprocess_input *in = r->input;
     if (!in || !in->json) {
         in = input_of(r);
         if (!in)
             return fail(r, CP_ERR_OVERLOADED, -1, "out of memory");
         cp_error err = {0};
-        int index = -1;
-        /* the parse tree is reserved in the memory budget while it exists (issue #13) */
-        size_t parse_bytes = json_parse_cost(r->body, r->len);
-        if (parse_bytes > r->srv->budget.limit) {
-            cp_fail(&err, CP_ERR_BODY_TOO_LARGE, "this JSON body would take about %zu bytes to "
-                    "parse, more than the whole memory budget (memory_budget_bytes)",
-                    parse_bytes);
-            return request_answer_error(r, &err, -1);
+        if (!in->parsed) {
+            /* the parse tree is reserved in the memory budget while it exists (issue #13) */
+            in->parse_bytes = json_parse_cost(r->body, r->len);
+            if (in->parse_bytes > r->srv->budget.limit) {
+                cp_fail(&err, CP_ERR_BODY_TOO_LARGE, "this JSON body would take about %zu bytes "
+                        "to parse, more than the whole memory budget (memory_budget_bytes)",
+                        in->parse_bytes);
+                return request_answer_error(r, &err, -1);
+            }
+            if (!mem_budget_reserve(&r->srv->budget, in->parse_bytes)) {
+                cp_fail(&err, CP_ERR_OVERLOADED, "memory budget in use by other requests "
+                        "(memory_budget_bytes); retry later");
+                return request_answer_error(r, &err, -1);
+            }
+            if (r->len >= OFFLOAD_PARSE_MIN && r->srv->offload) {
+                if (atomic_load(&r->srv->draining)) {
+                    mem_budget_release(&r->srv->budget, in->parse_bytes);
+                    return fail(r, CP_ERR_UNAVAILABLE, -1, "shutting down");
+                }
+                /* suspended and counted in flight like queued work (shutdown waits for it) */
+                in->parse_req = r;
+                in->parse_task.run = parse_task_run;
+                atomic_store(&r->state, REQ_PROCESSING);
+                atomic_fetch_add(&r->refs, 1);
+                if (!r->accepted) {
+                    r->accepted = true;
+                    atomic_fetch_add(&r->srv->inflight, 1);
+                }
+                MHD_suspend_connection(r->conn);
+                offload_submit(r->srv->offload, &in->parse_task);
+                return MHD_YES;
+            }
+            parse_body(r, in);
         }
-        if (!mem_budget_reserve(&r->srv->budget, parse_bytes)) {
-            cp_fail(&err, CP_ERR_OVERLOADED,
-                    "memory budget in use by other requests (memory_budget_bytes); retry later");
-            return request_answer_error(r, &err, -1);
-        }
-        bool parsed = json_input_parse(r->body, r->len, cfg->max_images_per_request,
-                                       cfg->max_body_bytes, &in->items, &err, &index);
-        mem_budget_release(&r->srv->budget, parse_bytes);
-        if (!parsed)
-            return request_answer_error(r, &err, index);
+        if (!in->parse_ok)
+            return request_answer_error(r, &in->parse_err, in->parse_err_index);
+        if (atomic_load(&r->srv->draining))
+            return fail(r, CP_ERR_UNAVAILABLE, -1, "shutting down");
         in->json = true;
         free(r->body); /* the images are decoded out of it */
         r->body = NULL;

@@ -33,6 +33,7 @@ typedef struct server_ctx {
     struct shm_regions *regions; /* /v2 client-registered system shm regions */
     struct shm_regions *cuda_regions; /* /v2 client-registered CUDA regions (CUDA backend) */
     struct fetcher *fetcher;   /* URL fetch pool, NULL unless fetch_enabled */
+    struct offload *offload;   /* threads parsing large JSON bodies off the HTTP thread */
     struct content_cache *cache; /* tensor cache, NULL unless cache_bytes > 0 */
     struct MHD_Daemon *daemon;
     int port;                  /* the bound port */

@@ -144,3 +144,28 @@ def test_decoded_image_errors_keep_the_index(daemon):
     # the daemon is fine afterwards
     r = _post_json(daemon, {"images": [{"b64": _b64(png)}]})
     assert r.status_code == 200, describe_error(r)
+
+
+def test_large_json_bodies_are_parsed_off_the_http_thread(daemon_factory):
+    """From 256 KiB on, the body is parsed on an offload thread with the request suspended
+    (the HTTP thread keeps serving); the answer is the multipart one, and small bodies are
+    parsed inline."""
+    d = daemon_factory({"log_level": "debug", "http_threads": 1})
+    big_img = images.get("rocket_333x500.png").data
+    n = max(2, (300 << 10) // len(big_img) + 1)  # base64 of n copies: over 256 KiB
+    want = decode_npy(d.post_batch([big_img] * n).content)
+    r = _post_json(d, {"images": [{"b64": _b64(big_img)}] * n})
+    assert r.status_code == 200, describe_error(r)
+    assert np.array_equal(decode_npy(r.content), want)
+    small = images.get("odd_17x9.jpg").data
+    r = _post_json(d, {"images": [{"b64": _b64(small)}]})
+    assert r.status_code == 200, describe_error(r)
+    offloaded = [rec for rec in d.log_records()
+                 if rec.get("msg") == "json body parsed off the HTTP thread"]
+    assert len(offloaded) == 1, offloaded
+    assert offloaded[0]["bytes"] > 256 << 10
+    # a body that fails to parse off the thread is answered like one parsed inline
+    r = _post_json(d, '{"images": [' + '{"b64": "AAAA"},' * 20000)  # cut short
+    assert r.status_code == 400 and r.json()["error"]["index"] is None, describe_error(r)
+    assert len([rec for rec in d.log_records()
+                if rec.get("msg") == "json body parsed off the HTTP thread"]) == 2
