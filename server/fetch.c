@@ -5,7 +5,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <netinet/in.h>
-#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,12 +21,7 @@
 
 struct fetcher {
     const cp_config *cfg;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    fetch_task *head, *tail;
-    bool stopping;
-    int n_threads;
-    pthread_t *threads;
+    offload *pool; /* fetch_concurrency threads, each with its own libcurl handle */
 };
 
 /* ---- policy --------------------------------------------------------------------------- */
@@ -335,37 +330,23 @@ fail:
 
 /* ---- the pool ---------------------------------------------------------------------------- */
 
-static void *fetch_thread(void *arg)
+static void *curl_for_thread(void) { return curl_easy_init(); }
+static void curl_for_thread_free(void *curl) { if (curl) curl_easy_cleanup(curl); }
+
+/* On a pool thread: one fetch with that thread's libcurl handle. */
+static void fetch_run(offload_task *pt, void *curl)
 {
-    fetcher *f = arg;
-    CURL *curl = curl_easy_init();
-    for (;;) {
-        pthread_mutex_lock(&f->mu);
-        while (!f->head && !f->stopping)
-            pthread_cond_wait(&f->cv, &f->mu);
-        fetch_task *t = f->head;
-        if (t) {
-            f->head = t->next;
-            if (!f->head)
-                f->tail = NULL;
-        }
-        pthread_mutex_unlock(&f->mu);
-        if (!t)
-            break;
-        uint64_t t0 = monotonic_ns();
-        if (curl) {
-            fetch_one(curl, f->cfg, t);
-        } else {
-            t->ok = false;
-            cp_fail(&t->err, CP_ERR_OVERLOADED, "cannot start a fetch (libcurl)");
-        }
-        metrics_observe_ns(HIST_FETCH_SECONDS, monotonic_ns() - t0);
-        metrics_count_fetch(t->ok ? "ok" : cp_status_code_name(t->err.status));
-        t->done(t);
+    fetch_task *t = (fetch_task *)((char *)pt - offsetof(fetch_task, pool_task));
+    uint64_t t0 = monotonic_ns();
+    if (curl) {
+        fetch_one(curl, t->fetcher->cfg, t);
+    } else {
+        t->ok = false;
+        cp_fail(&t->err, CP_ERR_OVERLOADED, "cannot start a fetch (libcurl)");
     }
-    if (curl)
-        curl_easy_cleanup(curl);
-    return NULL;
+    metrics_observe_ns(HIST_FETCH_SECONDS, monotonic_ns() - t0);
+    metrics_count_fetch(t->ok ? "ok" : cp_status_code_name(t->err.status));
+    t->done(t);
 }
 
 fetcher *fetcher_create(const cp_config *cfg, cp_error *err)
@@ -377,18 +358,14 @@ fetcher *fetcher_create(const cp_config *cfg, cp_error *err)
         return NULL;
     }
     fetcher *f = calloc(1, sizeof *f);
-    if (!f || !(f->threads = calloc((size_t)cfg->fetch_concurrency, sizeof *f->threads))) {
-        free(f);
+    if (!f) {
+        curl_global_cleanup();
         cp_fail(err, CP_ERR_CONFIG, "out of memory");
         return NULL;
     }
     f->cfg = cfg;
-    pthread_mutex_init(&f->mu, NULL);
-    pthread_cond_init(&f->cv, NULL);
-    for (; f->n_threads < cfg->fetch_concurrency; f->n_threads++)
-        if (pthread_create(&f->threads[f->n_threads], NULL, fetch_thread, f) != 0)
-            break;
-    if (f->n_threads == 0) {
+    f->pool = offload_create(cfg->fetch_concurrency, curl_for_thread, curl_for_thread_free);
+    if (!f->pool) {
         fetcher_destroy(f);
         cp_fail(err, CP_ERR_CONFIG, "fetch_enabled: cannot start fetch threads");
         return NULL;
@@ -400,28 +377,14 @@ void fetcher_destroy(fetcher *f)
 {
     if (!f)
         return;
-    pthread_mutex_lock(&f->mu);
-    f->stopping = true;
-    pthread_cond_broadcast(&f->cv);
-    pthread_mutex_unlock(&f->mu);
-    for (int i = 0; i < f->n_threads; i++)
-        pthread_join(f->threads[i], NULL);
-    pthread_mutex_destroy(&f->mu);
-    pthread_cond_destroy(&f->cv);
-    free(f->threads);
+    offload_destroy(f->pool); /* queued fetches run first (each within its time caps) */
     free(f);
     curl_global_cleanup();
 }
 
 void fetcher_submit(fetcher *f, fetch_task *t)
 {
-    t->next = NULL;
-    pthread_mutex_lock(&f->mu);
-    if (f->tail)
-        f->tail->next = t;
-    else
-        f->head = t;
-    f->tail = t;
-    pthread_cond_signal(&f->cv);
-    pthread_mutex_unlock(&f->mu);
+    t->fetcher = f;
+    t->pool_task.run = fetch_run;
+    offload_submit(f->pool, &t->pool_task);
 }

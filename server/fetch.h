@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "offload.h"
 
 struct sockaddr;
 typedef struct fetcher fetcher;
@@ -39,7 +40,8 @@ typedef struct fetch_task {
     bool ok;
     cp_error err;
     /* the pool's */
-    struct fetch_task *next;
+    offload_task pool_task;
+    const struct fetcher *fetcher;
 } fetch_task;
 
 /* Validates the fetch_* keys and starts fetch_concurrency threads. */

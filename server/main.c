@@ -246,7 +246,7 @@ int main(int argc, char **argv, char **envp)
     }
     /* Large JSON bodies are parsed here, not on the HTTP thread (two: one per core on the
        small machines this runs beside a model server on; parses are short, seconds at most) */
-    if (!(srv.offload = offload_create(2))) {
+    if (!(srv.offload = offload_create(2, NULL, NULL))) {
         fprintf(stderr, "clipprepd: cannot start the JSON parse threads\n");
         return 1;
     }

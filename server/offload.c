@@ -12,11 +12,14 @@ struct offload {
     bool stopping;
     int n_threads;
     pthread_t *threads;
+    void *(*thread_init)(void);
+    void (*thread_fini)(void *);
 };
 
 static void *worker(void *arg)
 {
     offload *o = arg;
+    void *state = o->thread_init ? o->thread_init() : NULL;
     for (;;) {
         pthread_mutex_lock(&o->mu);
         while (!o->head && !o->stopping)
@@ -29,16 +32,21 @@ static void *worker(void *arg)
         }
         pthread_mutex_unlock(&o->mu);
         if (!t)
-            return NULL; /* stopping and nothing left */
-        t->run(t);
+            break; /* stopping and nothing left */
+        t->run(t, state);
     }
+    if (o->thread_fini)
+        o->thread_fini(state);
+    return NULL;
 }
 
-offload *offload_create(int threads)
+offload *offload_create(int threads, void *(*thread_init)(void), void (*thread_fini)(void *))
 {
     offload *o = calloc(1, sizeof *o);
     if (!o)
         return NULL;
+    o->thread_init = thread_init;
+    o->thread_fini = thread_fini;
     o->threads = calloc((size_t)threads, sizeof *o->threads);
     if (!o->threads) {
         free(o);

@@ -266,8 +266,9 @@ static void parse_body(request *r, preprocess_input *in)
 }
 
 /* On an offload thread: parse, then resume the request (its body handler continues). */
-static void parse_task_run(offload_task *t)
+static void parse_task_run(offload_task *t, void *state)
 {
+    (void)state;
     preprocess_input *in = (preprocess_input *)((char *)t - offsetof(preprocess_input, parse_task));
     request *r = in->parse_req;
     uint64_t t0 = monotonic_ns();
