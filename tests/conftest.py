@@ -392,6 +392,17 @@ class Daemon:
                 out.append(rec)
         return out
 
+    def wait_log(self, msg: str, count: int = 1, timeout: float = 10.0) -> list[dict]:
+        """Log records with this msg, waiting (stderr is read by another thread, so a line the
+        daemon wrote before answering may not be here yet) until there are at least `count`
+        of them or the timeout passes; returns what there is then."""
+        deadline = time.monotonic() + timeout
+        while True:
+            recs = [r for r in self.log_records() if r.get("msg") == msg]
+            if len(recs) >= count or time.monotonic() >= deadline:
+                return recs
+            time.sleep(0.02)
+
     def stderr_tail(self, n: int = 40) -> str:
         return "\n".join(self.stderr_lines()[-n:])
 

@@ -67,7 +67,7 @@ def test_missing_profiles_dir_refuses_to_start(run_cli, tmp_path):
 
 
 def test_listening_log_line(daemon):
-    recs = [r for r in daemon.log_records() if r.get("msg") == "listening"]
+    recs = daemon.wait_log("listening")
     assert recs, f"no listening record in stderr:\n{daemon.stderr_tail()}"
     assert int(recs[0]["port"]) == daemon.port and daemon.port > 0
 

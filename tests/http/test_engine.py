@@ -156,5 +156,6 @@ def test_sigterm_finishes_the_batch_in_flight_and_exits_zero(daemon_factory):
     want = ref.expected("clip-224", big)[0][0]
     assert all(np.array_equal(got[k], want) for k in range(24))
     assert d.proc.wait(60) == 0
+    d._reader.join(5)  # every line the daemon wrote before exiting has been read
     logs = [rec.get("msg") for rec in d.log_records()]
     assert "draining" in logs and "stopped" in logs

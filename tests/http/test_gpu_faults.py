@@ -345,8 +345,7 @@ def test_kernels_are_checked_at_start(emu_binary, tmp_path, daemon_factory, expe
     d = daemon_factory({}, env={"CLIPPREP_EMU_FAULTS": "dev1.check@1",
                                 "CLIPPREP_EMU_DEVICES": "2"}, backend="auto")
     assert d.get("/readyz").json()["backend"] == "cpu"
-    why = [r for r in d.log_records()
-           if r.get("msg") == "CUDA not used, falling back to the CPU executor"]
+    why = d.wait_log("CUDA not used, falling back to the CPU executor")
     assert why and "device 1" in why[0]["reason"] and "kernels cannot run" in why[0]["reason"]
     assert _run(d, [0, 4], expected) == 200
     _assert_healthy(d)

@@ -160,12 +160,10 @@ def test_large_json_bodies_are_parsed_off_the_http_thread(daemon_factory):
     small = images.get("odd_17x9.jpg").data
     r = _post_json(d, {"images": [{"b64": _b64(small)}]})
     assert r.status_code == 200, describe_error(r)
-    offloaded = [rec for rec in d.log_records()
-                 if rec.get("msg") == "json body parsed off the HTTP thread"]
+    offloaded = d.wait_log("json body parsed off the HTTP thread")
     assert len(offloaded) == 1, offloaded
     assert offloaded[0]["bytes"] > 256 << 10
     # a body that fails to parse off the thread is answered like one parsed inline
     r = _post_json(d, '{"images": [' + '{"b64": "AAAA"},' * 20000)  # cut short
     assert r.status_code == 400 and r.json()["error"]["index"] is None, describe_error(r)
-    assert len([rec for rec in d.log_records()
-                if rec.get("msg") == "json body parsed off the HTTP thread"]) == 2
+    assert len(d.wait_log("json body parsed off the HTTP thread", count=2)) == 2

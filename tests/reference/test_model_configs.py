@@ -280,7 +280,7 @@ def test_imported_profiles_are_listed_with_their_default_reference(imported):
     # DFN5B: open_clip's squash wins over the HF file's resize + crop, with a warning
     assert listed["DFN5B-CLIP-ViT-H-14-378"]["resize"] == {"height": 378, "width": 378}
     assert listed["DFN5B-CLIP-ViT-H-14-378"]["crop"] is None
-    warned = [rec for rec in imported.log_records() if rec.get("msg") == "profile configs disagree"]
+    warned = imported.wait_log("profile configs disagree")
     assert any(rec.get("profile") == "DFN5B-CLIP-ViT-H-14-378" and "squash" in rec["detail"]
                for rec in warned), warned
 
