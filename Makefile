@@ -26,7 +26,7 @@ CPPFLAGS += -DCLIPPREP_VERSION=\"$(VERSION)\" $(EXTRA_CPPFLAGS)
 
 BUILD    ?= build/cuda$(CUDA)
 BIN      ?= bin
-SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
+SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c server/vlm/*.c))
 KERNEL_SRC := $(wildcard kernels/*.c)
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(SERVER_SRC) $(KERNEL_SRC))
 ifeq ($(CUDA),1)

@@ -15,6 +15,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "vlm/vlm.h"
+
 #include "log.h"
 #include "profile_import.h"
 
@@ -293,7 +295,7 @@ static bool parse_resample(const cJSON *root, profile *p, cp_error *err)
 static const char *const profile_keys[] = {
     "name", "description", "reference", "resize", "crop", "resample",
     "rescale_factor", "mean", "std", "exif", "mode", "default_reference", "references",
-    "fill", "models", NULL,
+    "fill", "models", "vlm", NULL,
 };
 
 /* "references": a non-empty array of reference names; "default_reference": one name. */
@@ -389,9 +391,20 @@ bool profile_parse_json(const char *json_text, profile *p, cp_error *err)
             goto done;
         }
     }
+    const cJSON *vlm = cJSON_GetObjectItemCaseSensitive(root, "vlm");
+    if (vlm) {
+        /* the processor plans its own geometry (vlm/vlm.h) */
+        if (cJSON_GetObjectItemCaseSensitive(root, "resize") ||
+            cJSON_GetObjectItemCaseSensitive(root, "crop")) {
+            cp_fail(err, CP_ERR_CONFIG, "keys \"resize\" and \"crop\" do not go with \"vlm\" "
+                    "(the processor decides the geometry)");
+            goto done;
+        }
+        if (!vlm_parse_profile_json(vlm, p, err)) goto done;
+    }
     if (!get_text(root, "description", false, p->description, sizeof p->description, err) ||
         !get_text(root, "reference", false, p->reference, sizeof p->reference, err) ||
-        !parse_resize(root, p, err) || !parse_crop(root, p, err) ||
+        (!vlm && !parse_resize(root, p, err)) || (!vlm && !parse_crop(root, p, err)) ||
         !parse_resample(root, p, err) || !get_triple(root, "mean", false, p->mean, err) ||
         !get_triple(root, "std", true, p->std, err) || !parse_fill(root, p, err) ||
         !parse_models(root, p, err) || !parse_references(root, p, err))
@@ -443,6 +456,27 @@ done:
 
 bool profile_finish(profile *p, cp_error *err)
 {
+    if (p->vlm.kind != VLM_NONE) {
+        /* what transformers 5 reproduces: its torchvision (default) and Pillow backends */
+        unsigned v5 = 1u << REF_TRANSFORMERS5 | 1u << REF_TRANSFORMERS5_PIL;
+        if (!p->references) /* (an importer leaves it unset) */
+            p->references = v5;
+        if (p->references & ~v5) {
+            if (p->references != REF_ALL_MASK)
+                return cp_fail(err, CP_ERR_CONFIG, "key \"references\": a \"vlm\" profile "
+                               "reproduces transformers5 and transformers5-pil only");
+            p->references = v5;
+        }
+        if (!p->default_ref_set) {
+            p->default_ref = REF_TRANSFORMERS5;
+            p->default_ref_set = true;
+        } else if (!(p->references & (1u << p->default_ref))) {
+            return cp_fail(err, CP_ERR_CONFIG, "key \"default_reference\": a \"vlm\" profile "
+                           "reproduces transformers5 and transformers5-pil only");
+        }
+        p->out_width = p->out_height = 0;
+        return true;
+    }
     if (p->crop != CROP_NONE) {
         p->out_width = p->crop_width;
         p->out_height = p->crop_height;
@@ -672,8 +706,11 @@ void *profile_to_cjson(const profile *p)
     bool ok = cJSON_AddStringToObject(o, "name", p->name) &&
               cJSON_AddStringToObject(o, "description", p->description) &&
               cJSON_AddStringToObject(o, "reference", p->reference);
-    cJSON *resize = ok ? cJSON_AddObjectToObject(o, "resize") : NULL;
-    if (resize) {
+    cJSON *resize = ok && p->vlm.kind == VLM_NONE ? cJSON_AddObjectToObject(o, "resize") : NULL;
+    if (p->vlm.kind != VLM_NONE) {
+        cJSON *v = ok ? vlm_profile_json(p) : NULL;
+        ok = v && cJSON_AddItemToObject(o, "vlm", v);
+    } else if (resize) {
         if (p->resize == RESIZE_SHORTEST_EDGE) {
             ok = cJSON_AddNumberToObject(resize, "shortest_edge", p->shortest_edge) != NULL;
         } else if (p->resize == RESIZE_LONGEST && p->resize_width == p->resize_height) {
@@ -687,7 +724,7 @@ void *profile_to_cjson(const profile *p)
     } else {
         ok = false;
     }
-    if (ok) {
+    if (ok && p->vlm.kind == VLM_NONE) {
         if (p->crop == CROP_NONE) {
             ok = cJSON_AddNullToObject(o, "crop") != NULL;
         } else {
@@ -735,7 +772,7 @@ void *profile_to_cjson(const profile *p)
             ok = id && cJSON_AddItemToArray(m, id);
         }
     }
-    if (ok) {
+    if (ok && p->vlm.kind == VLM_NONE) {
         cJSON *out = cJSON_AddObjectToObject(o, "output");
         ok = out && cJSON_AddNumberToObject(out, "channels", 3) &&
              cJSON_AddNumberToObject(out, "height", p->out_height) &&

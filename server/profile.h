@@ -9,6 +9,7 @@
 #include "../kernels/coeffs.h"
 #include "error.h"
 #include "reference.h"
+#include "vlm/vlm_params.h"
 
 typedef enum {
     RESIZE_SHORTEST_EDGE = 0, /* short side -> size, long side trunc(size*long/short) (spec B.4) */
@@ -50,6 +51,9 @@ typedef struct {
     unsigned char fill[3];   /* u8 colour of padding (open_clip fill_color), before normalising */
     char models[PROFILE_MAX_MODELS][96]; /* model ids this profile serves (GET /v1/profiles) */
     int n_models;
+    /* A vision-language profile ("vlm"; vlm/vlm.h): the processor plans tiles and arrays
+     * itself; resize, crop and out_width/out_height are unused. kind VLM_NONE otherwise. */
+    vlm_params vlm;
 } profile;
 
 typedef struct {

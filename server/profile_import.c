@@ -14,6 +14,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "vlm/vlm.h"
+
 #define IMPORT_FILE_MAX (1 << 20)
 #define MAX_SIDE 4096
 #define RESCALE_1_255 0.00392156862745098
@@ -253,8 +255,37 @@ static const char *const HF_KEYS[] = {
     "return_tensors", NULL,
 };
 
+/* The transformers class base name (without Fast/Pil/ImageProcessor...) of a config; "" when
+ * it names none. */
+static void hf_class_base(const cJSON *root, char *base, size_t cap)
+{
+    const cJSON *t = given(root, "image_processor_type");
+    base[0] = 0;
+    if (!cJSON_IsString(t))
+        return;
+    snprintf(base, cap, "%s", t->valuestring);
+    size_t n = strlen(base);
+    static const char *const suffixes[] = {"ImageProcessorFast", "ImageProcessorPil",
+                                           "ImageProcessor", NULL};
+    for (const char *const *s = suffixes; *s; s++) {
+        size_t sl = strlen(*s);
+        if (n > sl && strcmp(base + n - sl, *s) == 0) {
+            base[n - sl] = 0;
+            return;
+        }
+    }
+    base[0] = 0;
+}
+
 static bool hf_parse(const cJSON *root, profile *p, cp_error *err)
 {
+    char base[64];
+    hf_class_base(root, base, sizeof base);
+    const vlm_family *vf = base[0] ? vlm_family_for_hf_class(base) : NULL;
+    if (vf) { /* a vision-language processor: its family reads the whole file (vlm/vlm.h) */
+        p->vlm.kind = vf->kind;
+        return vf->import_hf(root, p, err);
+    }
     const cJSON *e;
     cJSON_ArrayForEach(e, root)
     {
