@@ -37,8 +37,11 @@ typedef struct {
     bool thumbnail;
     /* siglip2_naflex */
     int max_num_patches;
-    /* the vision tower's patch side for counting tokens (llava, llava_next; 0 = not counted) */
+    /* counting vision tokens (/v1/plan): the vision tower's patch side (llava, llava_next),
+     * tokens per tile (got_ocr2); 0 = not counted */
     int vision_patch_size;
+    int image_seq_length;
+    /* (a family that needs more adds its fields here, in a block named after it) */
 } vlm_params;
 
 #endif
