@@ -63,7 +63,14 @@ SMALL_CONFIG = {
     "image_std": [0.2, 0.25, 0.3],
     "image_processor_type": "Qwen2VLImageProcessor",
 }
-CONFIGS = {"qwen2-vl": QWEN2_VL_CONFIG, "qwen3-vl": QWEN3_VL_CONFIG, "t-qwen-small": SMALL_CONFIG}
+# do_rescale / do_normalize false (merge 1, temporal 1)
+FLAGS_BASE = {"min_pixels": 2000, "max_pixels": 60000, "patch_size": 8, "temporal_patch_size": 1,
+              "merge_size": 1, "image_processor_type": "Qwen2VLImageProcessor"}
+FLAG_CONFIGS = {"t-qwen-norescale": {**FLAGS_BASE, "do_rescale": False},
+                "t-qwen-nonorm": {**FLAGS_BASE, "do_normalize": False},
+                "t-qwen-neither": {**FLAGS_BASE, "do_rescale": False, "do_normalize": False}}
+CONFIGS = {"qwen2-vl": QWEN2_VL_CONFIG, "qwen3-vl": QWEN3_VL_CONFIG, "t-qwen-small": SMALL_CONFIG,
+           **FLAG_CONFIGS}
 REFERENCES = {"transformers5": Qwen2VLImageProcessor, "transformers5-pil": Qwen2VLImageProcessorPil}
 ARRAYS = ("pixel_values", "image_grid_thw")
 
@@ -144,7 +151,8 @@ def qdaemon(request, tmp_path_factory):
     for name, cfg in (("hf-qwen2-vl", QWEN2_VL_CONFIG), ("hf-qwen3-vl", QWEN3_VL_CONFIG)):
         (prof / name).mkdir()
         (prof / name / "preprocessor_config.json").write_text(json.dumps(cfg))
-    (prof / "t-qwen-small.json").write_text(json.dumps(SMALL_CONFIG))
+    for name in ("t-qwen-small", *FLAG_CONFIGS):
+        (prof / f"{name}.json").write_text(json.dumps(CONFIGS[name]))
     d = _start(request, root / "daemon",
                base_config(profiles_dir=str(prof), default_profile="qwen2-vl"))
     yield d
@@ -189,6 +197,22 @@ def test_float16_is_the_reference_astype(qdaemon, reference):
     assert got["pixel_values"].dtype == np.float16
     assert np.array_equal(got["pixel_values"].view(np.uint16),
                           want["pixel_values"].astype(np.float16).view(np.uint16))
+    assert np.array_equal(got["image_grid_thw"], want["image_grid_thw"])
+
+
+@pytest.mark.parametrize("reference", REFERENCES)
+@pytest.mark.parametrize("profile", FLAG_CONFIGS)
+def test_without_rescale_or_normalize(qdaemon, profile, reference):
+    """Values as the library's; with neither step the torchvision backend returns uint8
+    pixel_values (the daemon answers the same values as float32)."""
+    items = [(n, images.get(n).data) for n in ("astronaut_640x480_q90_420.jpg",
+                                               "rgba_640x480.png", "odd_17x9.jpg")]
+    got = _npz(post(qdaemon, items, profile, reference))
+    want = reference_arrays(profile, reference, items)
+    assert got["pixel_values"].dtype == np.float32 and got["pixel_values"].shape == \
+        want["pixel_values"].shape
+    d = np.abs(got["pixel_values"].astype(np.float64) - want["pixel_values"]).max()
+    assert d <= 1e-6, d
     assert np.array_equal(got["image_grid_thw"], want["image_grid_thw"])
 
 
@@ -289,3 +313,36 @@ def test_presets_name_their_models():
         models = json.loads((PROFILES_DIR / f"{preset}.json").read_text())["models"]
         assert models and all(m.startswith("Qwen/") for m in models)
         assert {f for f in family if any(f + "-" in m for m in models)} == set(family)
+
+
+# ---- the other ways of asking ------------------------------------------------------------------
+
+def test_json_and_v2_answers_carry_the_same_arrays(qdaemon):
+    items = [("a", images.get("odd_17x9.jpg").data), ("b", images.get("px_1x1.png").data)]
+    want = _npz(post(qdaemon, items, "qwen2-vl", "transformers5"))
+    r = post(qdaemon, items, "qwen2-vl", "transformers5", format="json")
+    assert r.status_code == 200, describe_error(r)
+    arrays = {a["name"]: a for a in r.json()["arrays"]}
+    assert list(arrays) == list(ARRAYS)
+    for k in ARRAYS:
+        assert arrays[k]["dtype"] == str(want[k].dtype) and arrays[k]["shape"] == list(want[k].shape)
+        got = np.array(arrays[k]["data"], dtype=want[k].dtype).reshape(want[k].shape)
+        assert np.array_equal(got, want[k]), k
+
+    # KServe v2: BYTES input in the binary extension, outputs as JSON data
+    blob = b"".join(len(d).to_bytes(4, "little") + d for _, d in items)
+    head = json.dumps({"inputs": [{"name": "images", "shape": [len(items)], "datatype": "BYTES",
+                                   "parameters": {"binary_data_size": len(blob)}}]}).encode()
+    r = qdaemon.session.post(qdaemon.url + "/v2/models/qwen2-vl/infer", data=head + blob,
+                             headers={"Inference-Header-Content-Length": str(len(head)),
+                                      "Content-Type": "application/octet-stream"})
+    assert r.status_code == 200, describe_error(r)
+    outs = {o["name"]: o for o in r.json()["outputs"]}
+    assert set(outs) == set(ARRAYS)
+    for k in ARRAYS:
+        o = outs[k]
+        assert o["shape"] == list(want[k].shape)
+        got = np.array(o["data"], dtype=want[k].dtype).reshape(want[k].shape)
+        assert np.array_equal(got, want[k]), k
+    meta = qdaemon.get("/v2/models/qwen2-vl").json()
+    assert [o["name"] for o in meta["outputs"]] == list(ARRAYS)
