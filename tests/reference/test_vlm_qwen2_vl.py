@@ -346,3 +346,24 @@ def test_json_and_v2_answers_carry_the_same_arrays(qdaemon):
         assert np.array_equal(got, want[k]), k
     meta = qdaemon.get("/v2/models/qwen2-vl").json()
     assert [o["name"] for o in meta["outputs"]] == list(ARRAYS)
+
+
+def test_native_profile_keys(run_cli, tmp_path):
+    """The "vlm" object: the import output loads back unchanged; unknown keys and values out
+    of range are refused naming them."""
+    preset = json.loads((PROFILES_DIR / "qwen3-vl.json").read_text())
+    path = tmp_path / "qwen3-vl.json"
+    path.write_text(json.dumps(preset))
+    r = run_cli(["profile", "import", str(path)])
+    assert r.returncode == 0, r.stderr
+    once = json.loads(r.stdout)
+    path.write_text(json.dumps(once))
+    r = run_cli(["profile", "import", str(path)])
+    assert r.returncode == 0 and json.loads(r.stdout) == once, r.stderr
+    for vlm, key in (({"patch": 14}, "vlm.patch"), ({"merge_size": 0}, "merge_size"),
+                     ({"min_pixels": "3136"}, "min_pixels"), ({"temporal_patch_size": 1.5},
+                                                                "temporal_patch_size")):
+        bad = dict(preset, vlm={**preset["vlm"], **vlm})
+        path.write_text(json.dumps(bad))
+        r = run_cli(["profile", "import", str(path)])
+        assert r.returncode != 0 and key in r.stderr, (vlm, r.stdout, r.stderr)
