@@ -7,7 +7,7 @@ included), pixel_attention_mask and spatial_shapes equal; float16 equal to the r
 astype(float16).
 
 One daemon (module scope) with a profiles_dir holding the shipped preset, the published config
-as a model folder (imported), the same config with max_num_patches 64 as NAME.json (imported)
+as a model folder (imported), the same config with max_num_patches 64 and bicubic as NAME.json (imported)
 and a native profile with max_num_patches 1024. Inputs: photos, a 4000x3000 photo, 1x1, 2x3,
 extreme aspect ratios (4000x10, 10x4000, 3000x20, 1x300), an exact 256x256 (the resize is an
 identity), gray, RGBA, LA, palette with tRNS, 16-bit, CMYK; batches mix all sizes."""
@@ -43,7 +43,7 @@ HF_NAFLEX = {
     "resample": 2,
     "rescale_factor": 0.00392156862745098,
 }
-HF_NAFLEX_64 = dict(HF_NAFLEX, max_num_patches=64)
+HF_NAFLEX_64 = dict(HF_NAFLEX, max_num_patches=64, resample=3)  # and bicubic
 # a native profile: the preset at 1024 patches (what Siglip2Processor users pass for large
 # inputs)
 NATIVE_1024 = dict(json.loads((PROFILES_DIR / f"{PRESET}.json").read_text()),
