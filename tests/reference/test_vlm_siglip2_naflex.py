@@ -4,13 +4,14 @@ Siglip2ImageProcessor (torchvision, reference=transformers5) and Siglip2ImagePro
 (written below, no download). Every array the processor returns with return_tensors="np" is
 compared: names, shapes, dtypes; pixel_values float32 max |diff| <= 1e-6 (padding rows
 included), pixel_attention_mask and spatial_shapes equal; float16 equal to the reference's
-astype(float16).
+astype(float16). Non-RGB images: see reference_arrays (do_convert_rgb).
 
 One daemon (module scope) with a profiles_dir holding the shipped preset, the published config
-as a model folder (imported), the same config with max_num_patches 64 and bicubic as NAME.json (imported)
-and a native profile with max_num_patches 1024. Inputs: photos, a 4000x3000 photo, 1x1, 2x3,
-extreme aspect ratios (4000x10, 10x4000, 3000x20, 1x300), an exact 256x256 (the resize is an
-identity), gray, RGBA, LA, palette with tRNS, 16-bit, CMYK; batches mix all sizes."""
+as a model folder (imported), the same config with max_num_patches 64 and bicubic as NAME.json
+(imported) and a native profile with max_num_patches 1024. Inputs: photos, a 4000x3000 photo,
+1x1, 2x3, extreme aspect ratios (4000x10, 10x4000, 3000x20, 1x300), exact 256x256 (the resize
+is an identity), gray, RGBA, LA, palette with tRNS, 16-bit, CMYK, RGB with a tRNS key;
+batches mix all sizes. Also: /v1/plan, format=json, profile import and refusals."""
 from __future__ import annotations
 
 import io
@@ -25,7 +26,7 @@ from PIL import Image
 from transformers import Siglip2ImageProcessor, Siglip2ImageProcessorPil
 
 import images
-from conftest import PROFILES_DIR, _start, base_config, describe_error
+from conftest import PROFILES_DIR, _start, base_config, describe_error, multipart_body
 
 PRESET = "siglip2-naflex"
 # google/siglip2-base-patch16-naflex (and -so400m-patch16-naflex): preprocessor_config.json
@@ -87,7 +88,7 @@ CORPUS = ["astronaut_640x480_q90_420.jpg", "coffee_1000x667.png", "rocket_333x50
           "strip_3000x20.png", "strip_20x3000.png", "up_100x100.png", "checker_333x251.png",
           "noise_640x480.png", "gray_500x333.png", "gray_640x480.jpg", "rgba_640x480.png",
           "la_500x333.png", "palette_trns_640x480.png", "gray16_640x480.png",
-          "cmyk_640x480.jpg"]
+          "cmyk_640x480.jpg", "rgb_trns_500x333.png"]
 
 
 def _inputs() -> list[tuple[str, bytes]]:
@@ -129,12 +130,25 @@ def processor(reference: str, cfg: dict):
     return _PROCS[key]
 
 
+def is_plain_rgb(data: bytes) -> bool:
+    im = _pil(data)
+    return im.mode == "RGB" and "transparency" not in im.info
+
+
 def reference_arrays(reference: str, cfg: dict, items) -> dict:
-    proc = processor(reference, cfg)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Pillow: palette transparency as bytes
-        out = proc([_pil(d) for _, d in items], return_tensors="np")
-    return {k: np.asarray(v) for k, v in out.items()}
+    """The library's arrays for a batch. The published config leaves do_convert_rgb unset:
+    Siglip2's processors then raise on every image that is not plain RGB (gray, palette,
+    RGBA, LA, CMYK, 16-bit: a channel-count error) and ignore an RGB PNG's tRNS colour key.
+    The daemon answers those images as the processor does with do_convert_rgb=True
+    (transformers 5's convert_to_rgb: transparency onto white), so that is their reference;
+    plain RGB images are compared with the config as published."""
+    outs = []
+    for _, d in items:
+        c = cfg if is_plain_rgb(d) else dict(cfg, do_convert_rgb=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow: palette transparency as bytes
+            outs.append(processor(reference, c)([_pil(d)], return_tensors="np"))
+    return {k: np.concatenate([np.asarray(o[k]) for o in outs]) for k in outs[0].keys()}
 
 
 def daemon_arrays(d, profile: str, reference: str, items, dtype="float32") -> dict:
@@ -220,6 +234,20 @@ def test_float16_is_the_reference_astype(naflex, reference):
                        f"{PRESET}/{reference} float16", f16=True)
 
 
+def test_json_format_carries_the_same_arrays(naflex):
+    chunk = [it for it in INPUTS if it[0] in ("px_1x1.png", "tiny_2x3.png")]
+    want = reference_arrays("transformers5", HF_NAFLEX_64, chunk)
+    r = naflex.post_batch(chunk, profile="naflex-64", format="json",
+                          params={"reference": "transformers5"})
+    assert r.status_code == 200, describe_error(r)
+    got = {a["name"]: a for a in r.json()["arrays"]}
+    assert list(got) == list(want)
+    for name, w in want.items():
+        assert got[name]["shape"] == list(w.shape) and got[name]["dtype"] == str(w.dtype), name
+        g = np.array(got[name]["data"], dtype=np.float64).astype(w.dtype).reshape(w.shape)
+        assert float(np.abs(g.astype(np.float64) - w).max()) <= 1e-6, name
+
+
 def test_imported_model_folder_equals_the_preset(naflex):
     chunk = INPUTS[:4]
     got = daemon_arrays(naflex, "siglip2-base-patch16-naflex", "transformers5", chunk)
@@ -234,6 +262,32 @@ def test_geometry_of_edge_cases_is_the_librarys(naflex):
     want = reference_arrays("transformers5", HF_NAFLEX, [it for it in INPUTS if it[0] in (
         "px_1x1.png", "wide_4000x10.png", "tall_10x4000.png", "exact_256x256.png")])
     assert want["spatial_shapes"].tolist() == [[7, 7], [1, 256], [256, 1], [16, 16]]
+
+
+@pytest.mark.parametrize("profile", [PRESET, "naflex-1024"])
+def test_plan_is_the_librarys_geometry(naflex, profile):
+    """POST /v1/plan (no pixels) gives the shapes the library produced."""
+    want = reference_arrays("transformers5-pil", PROFILES[profile], INPUTS)
+    body, ct = multipart_body(INPUTS)
+    r = naflex.session.post(naflex.url + "/v1/plan", params={"profile": profile}, data=body,
+                            headers={"Content-Type": ct}, timeout=60)
+    assert r.status_code == 200, describe_error(r)
+    plan = r.json()
+    assert plan["profile"] == profile and plan["reference"] == "transformers5"
+    arrays = {a["name"]: a for a in plan["arrays"]}
+    assert [a["name"] for a in plan["arrays"]] == list(want)  # the library's order
+    for name, w in want.items():
+        assert arrays[name]["shape"] == list(w.shape), name
+        assert arrays[name]["dtype"] == str(w.dtype), name
+    p = PROFILES[profile]["patch_size"]
+    assert len(plan["images"]) == len(INPUTS)
+    for i, (img, (n, _)) in enumerate(zip(plan["images"], INPUTS)):
+        nh, nw = want["spatial_shapes"][i].tolist()
+        real = int(want["pixel_attention_mask"][i].sum())
+        assert img["index"] == i, n
+        assert img["spatial_shapes"] == [nh, nw], n
+        assert img["num_patches"] == img["vision_tokens"] == real == nh * nw, n
+        assert img["tiles"] == [{"resized": [nh * p, nw * p], "window": [0, 0, nh * p, nw * p]}], n
 
 
 # --------------------------------------------------------------------------------------------
