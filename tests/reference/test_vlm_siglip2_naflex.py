@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import struct
 import subprocess
 import warnings
 
@@ -246,6 +247,35 @@ def test_json_format_carries_the_same_arrays(naflex):
         assert got[name]["shape"] == list(w.shape) and got[name]["dtype"] == str(w.dtype), name
         g = np.array(got[name]["data"], dtype=np.float64).astype(w.dtype).reshape(w.shape)
         assert float(np.abs(g.astype(np.float64) - w).max()) <= 1e-6, name
+
+
+def test_kserve_v2_one_output_per_array(naflex):
+    chunk = [it for it in INPUTS if it[0] in ("px_1x1.png", "wide_4000x10.png", "tiny_2x3.png")]
+    want = reference_arrays("transformers5-pil", HF_NAFLEX_64, chunk)
+    payload = b"".join(struct.pack("<I", len(d)) + d for _, d in chunk)
+    head = json.dumps({"inputs": [{"name": "images", "datatype": "BYTES", "shape": [len(chunk)],
+                                   "parameters": {"binary_data_size": len(payload)}}],
+                       "parameters": {"reference": "transformers5-pil"}}).encode()
+    r = naflex.request("POST", "/v2/models/naflex-64/infer", data=head + payload,
+                       headers={"Inference-Header-Content-Length": str(len(head)),
+                                "Content-Type": "application/octet-stream"})
+    assert r.status_code == 200, describe_error(r)
+    n = int(r.headers.get("Inference-Header-Content-Length", len(r.content)))
+    outs = json.loads(r.content[:n])["outputs"]
+    assert [o["name"] for o in outs] == list(want)
+    at = n
+    for o in outs:
+        w = want[o["name"]]
+        assert o["shape"] == list(w.shape), o["name"]
+        assert o["datatype"] == {"float32": "FP32", "int32": "INT32", "int64": "INT64"}[
+            str(w.dtype)], o["name"]
+        if "binary_data_size" in o.get("parameters", {}):
+            size = o["parameters"]["binary_data_size"]
+            g = np.frombuffer(r.content[at:at + size], dtype=w.dtype).reshape(w.shape)
+            at += size
+        else:
+            g = np.array(o["data"], dtype=np.float64).astype(w.dtype).reshape(w.shape)
+        assert float(np.abs(g.astype(np.float64) - w).max()) <= 1e-6, o["name"]
 
 
 def test_imported_model_folder_equals_the_preset(naflex):
