@@ -745,6 +745,114 @@ static bool item_ispe(const heif_file *f, uint32_t id, ispe_box *is)
     return is->has_ispe;
 }
 
+/* ---- the coded size, from the SPS in hvcC, checked before libde265 allocates anything ---- */
+
+typedef struct {
+    uint8_t buf[512]; /* RBSP of the first SPS (its start is all we read) */
+    size_t n, bit;
+} bitreader;
+
+static int br_bit(bitreader *b)
+{
+    if (b->bit >= b->n * 8)
+        return -1;
+    int v = b->buf[b->bit >> 3] >> (7 - (b->bit & 7)) & 1;
+    b->bit++;
+    return v;
+}
+
+static int64_t br_bits(bitreader *b, int n)
+{
+    int64_t v = 0;
+    for (int i = 0; i < n; i++) {
+        int x = br_bit(b);
+        if (x < 0)
+            return -1;
+        v = v << 1 | x;
+    }
+    return v;
+}
+
+static void br_skip(bitreader *b, int n) { b->bit += (size_t)n; }
+
+static int64_t br_ue(bitreader *b)
+{
+    int zeros = 0;
+    for (;;) {
+        int x = br_bit(b);
+        if (x < 0 || zeros > 31)
+            return -1;
+        if (x)
+            break;
+        zeros++;
+    }
+    int64_t rest = br_bits(b, zeros);
+    return rest < 0 ? -1 : ((int64_t)1 << zeros) - 1 + rest;
+}
+
+/* pic_width/height_in_luma_samples of the item's SPS (before the conformance window). */
+static bool sps_size(const span *hvcc, uint32_t *w, uint32_t *h)
+{
+    const uint8_t *p = hvcc->p + 22, *end = hvcc->p + hvcc->n;
+    int arrays = *p++;
+    for (int a = 0; a < arrays; a++) {
+        if (end - p < 3)
+            return false;
+        int type = p[0] & 0x3f;
+        uint32_t nn = rd16(p + 1);
+        p += 3;
+        for (uint32_t i = 0; i < nn; i++) {
+            if (end - p < 2 || (size_t)(end - p - 2) < rd16(p))
+                return false;
+            uint32_t l = rd16(p);
+            const uint8_t *nal = p + 2;
+            p += 2 + l;
+            if (type != 33 || l < 3)
+                continue;
+            bitreader b = {.n = 0, .bit = 0};
+            int zeros = 0;
+            for (uint32_t k = 2; k < l && b.n < sizeof b.buf; k++) { /* drop emulation bytes */
+                if (zeros >= 2 && nal[k] == 3) {
+                    zeros = 0;
+                    continue;
+                }
+                zeros = nal[k] == 0 ? zeros + 1 : 0;
+                b.buf[b.n++] = nal[k];
+            }
+            br_bits(&b, 4); /* sps_video_parameter_set_id */
+            int64_t sub = br_bits(&b, 3);
+            br_bits(&b, 1);
+            if (sub < 0)
+                return false;
+            br_skip(&b, 88 + 8); /* general profile_tier_level + level */
+            int prof[8] = {0}, lev[8] = {0};
+            for (int i = 0; i < sub; i++) {
+                prof[i] = (int)br_bits(&b, 1);
+                lev[i] = (int)br_bits(&b, 1);
+            }
+            if (sub > 0)
+                br_skip(&b, 2 * (8 - (int)sub));
+            for (int i = 0; i < sub; i++) {
+                if (prof[i] > 0)
+                    br_skip(&b, 88);
+                if (lev[i] > 0)
+                    br_skip(&b, 8);
+            }
+            br_ue(&b); /* sps_seq_parameter_set_id */
+            int64_t cf = br_ue(&b);
+            if (cf == 3)
+                br_bits(&b, 1);
+            int64_t pw = br_ue(&b), ph = br_ue(&b);
+            if (cf < 0 || pw <= 0 || ph <= 0 || pw > UINT32_MAX || ph > UINT32_MAX)
+                return false;
+            *w = (uint32_t)pw;
+            *h = (uint32_t)ph;
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Decodes one hvc1 item to 8-bit YCbCr / monochrome planes, with the VUI nclx as libheif's
  * libde265 plugin reports it. */
 static bool decode_hvc1(const heif_file *f, uint32_t id, yuv *out, cp_error *err)
@@ -752,6 +860,16 @@ static bool decode_hvc1(const heif_file *f, uint32_t id, yuv *out, cp_error *err
     const span *hvcc = item_prop(f, id, FOURCC('h', 'v', 'c', 'C'));
     if (!hvcc || hvcc->n < 23)
         return fail_inv(err, "HEVC item without hvcC");
+    /* The memory limits were checked on ispe: the coded picture may only add the padding to
+     * whole coding blocks (at most 64 luma samples) before its conformance window. */
+    ispe_box is;
+    uint32_t cw, ch;
+    if (!item_ispe(f, id, &is))
+        return fail_inv(err, "HEVC item without ispe");
+    if (!sps_size(hvcc, &cw, &ch))
+        return fail_inv(err, "hvcC without a readable sequence parameter set");
+    if (cw > (uint64_t)is.w + 64 || ch > (uint64_t)is.h + 64)
+        return fail_inv(err, "coded picture larger than the item's ispe");
     uint8_t *data = NULL;
     size_t dlen = 0;
     if (!item_data(f, id, &data, &dlen, err))
@@ -891,6 +1009,11 @@ static bool decode_grid(const heif_file *f, uint32_t id, yuv *out, cp_error *err
     if (!tiles)
         return cp_fail(err, CP_ERR_INTERNAL, "out of memory");
     int nt = iref_refs(f, FOURCC('d', 'i', 'm', 'g'), id, true, tiles, MAX_TILES);
+    ispe_box is;
+    if (!item_ispe(f, id, &is) || is.w != W || is.h != H) { /* the size admission checked */
+        free(tiles);
+        return fail_inv(err, "grid output size differs from its ispe");
+    }
     if (W == 0 || H == 0 || (uint32_t)nt != rows * cols) {
         free(tiles);
         return fail_inv(err, "grid tiles do not match the grid");
