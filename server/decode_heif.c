@@ -985,7 +985,10 @@ static bool decode_hvc1(const heif_file *f, uint32_t id, yuv *out, cp_error *err
     return ok;
 }
 
-/* A grid item: tiles (dimg references, row-major) pasted into the output canvas (grid.cc
+static bool decode_item(const heif_file *f, uint32_t id, yuv *im, cp_error *err);
+
+/* A grid item: tiles (dimg references, row-major; each decoded with its own transformation
+ * properties, as libheif does) pasted into the output canvas (grid.cc
  * decode_and_paste_tile_image / copy_image_to). */
 static bool decode_grid(const heif_file *f, uint32_t id, yuv *out, cp_error *err)
 {
@@ -1029,7 +1032,7 @@ static bool decode_grid(const heif_file *f, uint32_t id, yuv *out, cp_error *err
                 break;
             }
             yuv t;
-            if (!decode_hvc1(f, tiles[r * cols + c], &t, err)) {
+            if (!decode_item(f, tiles[r * cols + c], &t, err)) {
                 ok = false;
                 break;
             }
@@ -1065,6 +1068,15 @@ static bool decode_grid(const heif_file *f, uint32_t id, yuv *out, cp_error *err
                     ys = y0;
                 }
                 uint32_t cw = sw < remw ? sw : remw, chh = sh < remh ? sh : remh;
+                /* odd tile sizes: libheif writes one chroma sample past the row (into its
+                 * stride padding, or overwritten by the next tile); kept inside here */
+                uint32_t dh = p ? out->ch : out->h;
+                if (xs >= dw || ys >= dh)
+                    continue;
+                if (cw > dw - xs)
+                    cw = dw - xs;
+                if (chh > dh - ys)
+                    chh = dh - ys;
                 for (uint32_t y = 0; y < chh; y++)
                     memcpy(out->p[p] + (size_t)(ys + y) * dw + xs, t.p[p] + (size_t)y * sw, cw);
             }
