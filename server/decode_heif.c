@@ -96,6 +96,7 @@ typedef struct {
     span props[MAX_PROPS]; /* ipco children, 0-based (ipma indices are 1-based) */
     uint32_t prop_type[MAX_PROPS];
     int nprops;
+    uint64_t max_item_pixels; /* largest ispe area any decoded item may have (open_heic) */
 } heif_file;
 
 static bool fail_inv(cp_error *err, const char *what)
@@ -870,6 +871,9 @@ static bool decode_hvc1(const heif_file *f, uint32_t id, yuv *out, cp_error *err
         return fail_inv(err, "hvcC without a readable sequence parameter set");
     if (cw > (uint64_t)is.w + 64 || ch > (uint64_t)is.h + 64)
         return fail_inv(err, "coded picture larger than the item's ispe");
+    if ((uint64_t)is.w * is.h > f->max_item_pixels)
+        return cp_fail(err, CP_ERR_IMAGE_TOO_LARGE,
+                       "heic: coded item of %ux%u for a smaller image", is.w, is.h);
     uint8_t *data = NULL;
     size_t dlen = 0;
     if (!item_data(f, id, &data, &dlen, err))
@@ -1013,9 +1017,14 @@ static bool decode_grid(const heif_file *f, uint32_t id, yuv *out, cp_error *err
         return cp_fail(err, CP_ERR_INTERNAL, "out of memory");
     int nt = iref_refs(f, FOURCC('d', 'i', 'm', 'g'), id, true, tiles, MAX_TILES);
     ispe_box is;
-    if (!item_ispe(f, id, &is) || is.w != W || is.h != H) { /* the size admission checked */
+    if (!item_ispe(f, id, &is) || is.w != W || is.h != H) {
         free(tiles);
         return fail_inv(err, "grid output size differs from its ispe");
+    }
+    if ((uint64_t)W * H > f->max_item_pixels) {
+        free(tiles);
+        return cp_fail(err, CP_ERR_IMAGE_TOO_LARGE, "heic: grid of %ux%u for a smaller image",
+                       W, H);
     }
     if (W == 0 || H == 0 || (uint32_t)nt != rows * cols) {
         free(tiles);
@@ -1158,6 +1167,16 @@ static bool open_heic(const uint8_t *data, size_t len, heic_info *hi, cp_error *
                        t ? (int)(t >> 8 & 255) : '?', t ? (int)(t & 255) : '?');
     if (!transformed_size(f, f->primary, &hi->out_w, &hi->out_h, err))
         return false;
+    /* The size admission (max_pixels) sees the reported size, after the clean aperture; the
+     * decode allocates the coded items' (ispe) sizes: a crop may discard at most half of the
+     * picture (phones crop a few rows and columns), and no item may be larger than that. */
+    ispe_box pis;
+    item_ispe(&hi->f, hi->f.primary, &pis);
+    hi->f.max_item_pixels = 2 * (uint64_t)hi->out_w * hi->out_h + (1u << 20);
+    if ((uint64_t)pis.w * pis.h > hi->f.max_item_pixels)
+        return cp_fail(err, CP_ERR_IMAGE_TOO_LARGE,
+                       "heic: a %ux%u clean aperture of a %ux%u picture", hi->out_w, hi->out_h,
+                       pis.w, pis.h);
     if (hi->out_w == 0 || hi->out_h == 0 || hi->out_w > DECODE_MAX_SIDE ||
         hi->out_h > DECODE_MAX_SIDE)
         return cp_fail(err, CP_ERR_IMAGE_TOO_LARGE, "heic: image size %ux%u out of range",

@@ -402,6 +402,11 @@ def test_batch_and_errors(heic_daemon):
                  "invalid_image", index=0)
     r = heic_daemon.post_batch([("a", data), ("b", data[:300])], profile="siglip-224")
     assert_error(r, 400, "invalid_image", index=1)
+    # the size admission sees the clean aperture's size: one that discards most of a large
+    # coded picture is refused before anything is decoded
+    big = add_clap(_heic(_photo((1280, 960)), quality=30), (16, 1), (16, 1))
+    assert pillow_heif_image(big).size == (16, 16)
+    assert_error(heic_daemon.post(big, profile="siglip-224"), 413, "image_too_large", index=0)
     # pillow-heif writes 10-bit HEIC from 16-bit modes; the daemon refuses more than 8 bits
     hdr16 = Image.fromarray(np.asarray(_photo((64, 48)).convert("L"), np.uint16) * 257)
     ten = _heic(hdr16, quality=90)
