@@ -3,9 +3,9 @@
  *   1. select_best_resolution((h, w), image_grid_pinpoints): for each (H, W) in order,
  *      scale = min(W/w, H/h), effective = min(int(w*scale) * int(h*scale), w*h),
  *      wasted = W*H - effective; the largest effective wins, ties to the least wasted, the
- *      first of equals (Python doubles = C doubles). No pinpoint with effective > 0 (a 1-pixel
- *      wide image taller than every pinpoint) leaves best_fit None and the library fails:
- *      refused;
+ *      first of equals (Python doubles = C doubles). Starting from max 0 and waste inf, a
+ *      pinpoint is always chosen, even when every effective is 0 (a 1-pixel wide image taller
+ *      than every pinpoint: int(w*scale) = 0): the library refuses no size;
  *   2. get_patch_output_size: scale_w = W/w, scale_h = H/h; scale_w < scale_h -> (H' =
  *      min(ceil(h*scale_w), H), W) else (H, W' = min(ceil(w*scale_h), W)); the image is
  *      resized (uint8, antialiased / Pillow) to W' x H';
@@ -176,7 +176,8 @@ static bool import_hf(const cJSON *root, profile *p, cp_error *err)
 
 /* ---- geometry ------------------------------------------------------------------------------ */
 
-/* select_best_resolution; false when best_fit stays None. */
+/* select_best_resolution; false when best_fit stays None (only with no pinpoints, which a
+ * profile cannot have). */
 static bool best_resolution(const vlm_params *v, int w, int h, int *bh, int *bw)
 {
     long long max_eff = 0;
@@ -259,8 +260,7 @@ static bool plan(const profile *pr, reference_id ref, int w, int h, vlm_image_pl
     int bh = 0, bw = 0;
     if (!best_resolution(v, w, h, &bh, &bw))
         return cp_fail(err, CP_ERR_INVALID_IMAGE,
-                       "a %dx%d image fits none of the image_grid_pinpoints with a pixel to "
-                       "spare (select_best_resolution finds no resolution: the library fails)",
+                       "a %dx%d image: no image_grid_pinpoints to choose from",
                        w, h);
     int nh, nw;
     patch_output_size(w, h, bh, bw, &nh, &nw);
