@@ -244,7 +244,7 @@ static bool get_rgb(const cJSON *o, const char *key, unsigned char out[3], cp_er
     return true;
 }
 
-static const char *const VLM_KEYS[] = {"processor", "shortest_edge", "crop_size",
+static const char *const VLM_KEYS[] = {"processor", "shortest_edge", "tile_size",
                                        "pad_to_square", "background", "vision_patch_size",
                                        NULL};
 
@@ -253,7 +253,7 @@ static bool parse(const cJSON *vlm, vlm_params *v, cp_error *err)
     long long se = 0, crop = 0, vp = 0;
     if (!vlm_check_keys(vlm, VLM_KEYS, "vlm.", err) ||
         !vlm_get_int(vlm, "shortest_edge", true, 1, LLAVA_MAX_SIDE, &se, err) ||
-        !vlm_get_int(vlm, "crop_size", true, 1, LLAVA_MAX_SIDE, &crop, err) ||
+        !vlm_get_int(vlm, "tile_size", true, 1, LLAVA_MAX_SIDE, &crop, err) ||
         !vlm_get_int(vlm, "vision_patch_size", false, 1, LLAVA_MAX_SIDE, &vp, err))
         return false;
     const cJSON *pad = cJSON_GetObjectItemCaseSensitive(vlm, "pad_to_square");
@@ -275,7 +275,7 @@ static bool parse(const cJSON *vlm, vlm_params *v, cp_error *err)
 static void to_json(const vlm_params *v, cJSON *vlm)
 {
     cJSON_AddNumberToObject(vlm, "shortest_edge", v->llava_shortest_edge);
-    cJSON_AddNumberToObject(vlm, "crop_size", v->tile_size);
+    cJSON_AddNumberToObject(vlm, "tile_size", v->tile_size);
     cJSON_AddBoolToObject(vlm, "pad_to_square", v->llava_pad);
     if (v->llava_pad) {
         cJSON *bg = cJSON_AddArrayToObject(vlm, "background");

@@ -81,20 +81,20 @@ static bool read_pinpoints(const cJSON *j, const char *key, int tile, vlm_params
 
 /* ---- the profile file's "vlm" object ---------------------------------------------------- */
 
-static const char *const VLM_KEYS[] = {"processor", "crop_size", "image_grid_pinpoints",
+static const char *const VLM_KEYS[] = {"processor", "tile_size", "pinpoints",
                                        "vision_patch_size", NULL};
 
 static bool parse(const cJSON *vlm, vlm_params *v, cp_error *err)
 {
     long long crop = 0, vp = 0;
     if (!vlm_check_keys(vlm, VLM_KEYS, "vlm.", err) ||
-        !vlm_get_int(vlm, "crop_size", true, 1, LLAVA_MAX_SIDE, &crop, err) ||
+        !vlm_get_int(vlm, "tile_size", true, 1, LLAVA_MAX_SIDE, &crop, err) ||
         !vlm_get_int(vlm, "vision_patch_size", false, 1, LLAVA_MAX_SIDE, &vp, err))
         return false;
-    const cJSON *pp = cJSON_GetObjectItemCaseSensitive(vlm, "image_grid_pinpoints");
+    const cJSON *pp = cJSON_GetObjectItemCaseSensitive(vlm, "pinpoints");
     if (!pp)
-        return cp_fail(err, CP_ERR_CONFIG, "key \"vlm.image_grid_pinpoints\" is required");
-    if (!read_pinpoints(pp, "vlm.image_grid_pinpoints", (int)crop, v, err))
+        return cp_fail(err, CP_ERR_CONFIG, "key \"vlm.pinpoints\" is required");
+    if (!read_pinpoints(pp, "vlm.pinpoints", (int)crop, v, err))
         return false;
     v->tile_size = (int)crop;
     v->vision_patch_size = (int)vp;
@@ -103,8 +103,8 @@ static bool parse(const cJSON *vlm, vlm_params *v, cp_error *err)
 
 static void to_json(const vlm_params *v, cJSON *vlm)
 {
-    cJSON_AddNumberToObject(vlm, "crop_size", v->tile_size);
-    cJSON *pp = cJSON_AddArrayToObject(vlm, "image_grid_pinpoints");
+    cJSON_AddNumberToObject(vlm, "tile_size", v->tile_size);
+    cJSON *pp = cJSON_AddArrayToObject(vlm, "pinpoints");
     for (int i = 0; pp && i < v->n_pinpoints; i++) {
         cJSON *e = cJSON_CreateArray();
         if (!e)

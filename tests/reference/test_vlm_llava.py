@@ -77,8 +77,8 @@ HF_LLAVA_NOPAD = dict(HF_LLAVA, do_pad=False, size={"shortest_edge": 224},
 SQUARE_PINPOINTS = [[1008, 1008], [672, 672]]
 NATIVE_SQUARE = dict(json.loads((PROFILES_DIR / "llava-next.json").read_text()),
                      name="next-square",
-                     vlm={"processor": "llava_next", "crop_size": 336,
-                          "image_grid_pinpoints": SQUARE_PINPOINTS, "vision_patch_size": 14})
+                     vlm={"processor": "llava_next", "tile_size": 336,
+                          "pinpoints": SQUARE_PINPOINTS, "vision_patch_size": 14})
 
 LLAVA, NEXT = "llava-1.5", "llava-next"
 PROFILES = {  # profile name -> (family, the processor config it must reproduce)
@@ -397,11 +397,11 @@ def test_profiles_listing(llava):
     r = llava.get("/v1/profiles")
     assert r.status_code == 200, describe_error(r)
     listed = {p["name"]: p for p in r.json()["profiles"]}
-    assert listed[LLAVA]["vlm"] == {"processor": "llava", "shortest_edge": 336, "crop_size": 336,
+    assert listed[LLAVA]["vlm"] == {"processor": "llava", "shortest_edge": 336, "tile_size": 336,
                                     "pad_to_square": True, "background": [122, 116, 104],
                                     "vision_patch_size": 14}
-    assert listed[NEXT]["vlm"] == {"processor": "llava_next", "crop_size": 336,
-                                   "image_grid_pinpoints": PINPOINTS, "vision_patch_size": 14}
+    assert listed[NEXT]["vlm"] == {"processor": "llava_next", "tile_size": 336,
+                                   "pinpoints": PINPOINTS, "vision_patch_size": 14}
     for p in (LLAVA, NEXT):
         assert listed[p]["default_reference"] == "transformers5"
         assert sorted(listed[p]["references"]) == REFERENCES
@@ -440,7 +440,7 @@ def test_cli_import_of_the_published_config_gives_the_preset(request, tmp_path, 
             {k: v for k, v in cfg.items() if k != "image_grid_pinpoints"}))
         r = _import(request, folder)
         assert r.returncode == 0, r.stderr
-        assert json.loads(r.stdout)["vlm"]["image_grid_pinpoints"] == PINPOINTS
+        assert json.loads(r.stdout)["vlm"]["pinpoints"] == PINPOINTS
         assert processor("llava_next", "transformers5", {"crop_size": 336, "size": 336}
                          ).image_grid_pinpoints == PINPOINTS
 
@@ -468,14 +468,14 @@ def test_cli_import_refuses_by_key(request, tmp_path, base, change, key):
 
 
 @pytest.mark.parametrize("preset, vlm, key", [
-    (NEXT, {"processor": "llava_next", "crop_size": 336}, '"vlm.image_grid_pinpoints"'),
-    (NEXT, {"processor": "llava_next", "crop_size": 336,
-            "image_grid_pinpoints": [[3360, 3360]]}, "tiles"),
-    (NEXT, {"processor": "llava_next", "crop_size": 336, "image_grid_pinpoints": PINPOINTS,
+    (NEXT, {"processor": "llava_next", "tile_size": 336}, '"vlm.pinpoints"'),
+    (NEXT, {"processor": "llava_next", "tile_size": 336,
+            "pinpoints": [[3360, 3360]]}, "tiles"),
+    (NEXT, {"processor": "llava_next", "tile_size": 336, "pinpoints": PINPOINTS,
             "merge": 2}, '"vlm.merge"'),
-    (LLAVA, {"processor": "llava", "shortest_edge": 336, "crop_size": 336},
+    (LLAVA, {"processor": "llava", "shortest_edge": 336, "tile_size": 336},
      '"vlm.background"'),
-    (LLAVA, {"processor": "llava", "crop_size": 336, "pad_to_square": False},
+    (LLAVA, {"processor": "llava", "tile_size": 336, "pad_to_square": False},
      '"shortest_edge"'),
 ])
 def test_native_profile_refuses_by_key(request, tmp_path, preset, vlm, key):
