@@ -15,7 +15,7 @@ import images
 from conftest import assert_error, describe_error
 
 # every shipped VLM preset (config/profiles/*.json with a "vlm" key)
-VLM_PRESETS = ["siglip2-naflex", "qwen2-vl", "qwen3-vl"]
+VLM_PRESETS = ["siglip2-naflex", "qwen2-vl", "qwen3-vl", "llava-1.5", "llava-next"]
 
 
 def _rgba_png(w, h) -> bytes:
@@ -133,8 +133,14 @@ def test_kserve_v2_one_output_per_array(daemon, profile):
 @pytest.mark.parametrize("profile", VLM_PRESETS)
 def test_what_a_vlm_profile_refuses(daemon, profile):
     img = PARTS[0]
-    body = assert_error(daemon.post(img, profile=profile, format="npy"), 400, "invalid_parameter")
-    assert "npz" in body["message"], body
+    if profile == "llava-1.5":  # one array (pixel_values): npy is allowed
+        r = daemon.post(img, profile=profile, format="npy")
+        assert r.status_code == 200, describe_error(r)
+        assert np.load(io.BytesIO(r.content)).shape == (1, 3, 336, 336)
+    else:
+        body = assert_error(daemon.post(img, profile=profile, format="npy"), 400,
+                            "invalid_parameter")
+        assert "npz" in body["message"], body
     assert_error(daemon.post(img, profile=profile, format="cuda_ipc"), 400, "invalid_parameter")
     assert_error(daemon.post(img, profile=profile, params={"mode": "fast"}), 400,
                  "invalid_parameter")
