@@ -53,7 +53,7 @@ HF_NEXT = {
     "size": {"shortest_edge": 336},
 }
 # llava-hf/llava-1.5-7b-hf's sizes with LlavaImageProcessor and do_pad (the original LLaVA-1.5's
-# image_aspect_ratio="pad"; the Hub config itself names CLIPImageProcessor, i.e. no pad)
+# image_aspect_ratio="pad"; a config naming CLIPImageProcessor does not pad)
 HF_LLAVA = {
     "crop_size": {"height": 336, "width": 336},
     "do_center_crop": True,
