@@ -74,6 +74,8 @@ HF_LLAVA = {
 HF_LLAVA_CROP = dict(HF_LLAVA, crop_size={"height": 300, "width": 300}, resample=2)
 HF_LLAVA_NOPAD = dict(HF_LLAVA, do_pad=False, size={"shortest_edge": 224},
                       crop_size={"height": 200, "width": 200})
+# a crop larger than the resize: zero rows and columns around it (odd: 25 extra)
+HF_LLAVA_BIGCROP = dict(HF_LLAVA, size={"shortest_edge": 311}, crop_size=336)
 SQUARE_PINPOINTS = [[1008, 1008], [672, 672]]
 NATIVE_SQUARE = dict(json.loads((PROFILES_DIR / "llava-next.json").read_text()),
                      name="next-square",
@@ -88,6 +90,7 @@ PROFILES = {  # profile name -> (family, the processor config it must reproduce)
     "llava-pad": ("llava", HF_LLAVA),                     # NAME.json, imported
     "llava-crop": ("llava", HF_LLAVA_CROP),
     "llava-nopad": ("llava", HF_LLAVA_NOPAD),
+    "llava-bigcrop": ("llava", HF_LLAVA_BIGCROP),
     "next-square": ("llava_next", dict(HF_NEXT, image_grid_pinpoints=SQUARE_PINPOINTS)),
 }
 CLASSES = {
@@ -229,6 +232,7 @@ def llava(request, tmp_path_factory):
     (d / "llava-pad.json").write_text(json.dumps(HF_LLAVA, indent=2))
     (d / "llava-crop.json").write_text(json.dumps(HF_LLAVA_CROP, indent=2))
     (d / "llava-nopad.json").write_text(json.dumps(HF_LLAVA_NOPAD, indent=2))
+    (d / "llava-bigcrop.json").write_text(json.dumps(HF_LLAVA_BIGCROP, indent=2))
     (d / "next-square.json").write_text(json.dumps(NATIVE_SQUARE, indent=2))
     daemon = _start(request, root / "daemon", base_config(profiles_dir=str(d)))
     yield daemon
@@ -251,10 +255,12 @@ def test_arrays_bit_exact(llava, profile, reference):
 
 
 @pytest.mark.parametrize("reference", REFERENCES)
-@pytest.mark.parametrize("profile", ["llava-crop", "llava-nopad", "next-square"])
+@pytest.mark.parametrize("profile", ["llava-crop", "llava-nopad", "llava-bigcrop",
+                                     "next-square"])
 def test_variants_bit_exact(llava, profile, reference):
-    """Crops that are real windows (torchvision int((L-c)/2) vs Pillow-backend floor), bilinear,
-    no pad; square pinpoints whose grids leave whole tiles in the zero padding."""
+    """Crops that are real windows, bilinear, no pad; a crop larger than the resize (zero
+    padding, split as each backend splits an odd margin); square pinpoints whose grids leave
+    whole tiles in the zero padding."""
     chunk = _pick(SMALL + ["strip_3000x20.png", "line_2000x1.png", "rocket_333x500.png"])
     assert_same_arrays(PROFILES[profile][0], daemon_arrays(llava, profile, reference, chunk),
                        reference_arrays(profile, reference, chunk), chunk,
