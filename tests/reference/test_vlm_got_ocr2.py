@@ -25,7 +25,7 @@ import pytest
 from PIL import Image
 
 import images
-from conftest import PROFILES_DIR, describe_error
+from conftest import PROFILES_DIR, base_config, describe_error
 
 PROFILE = "internvl3"
 REFERENCES = ("transformers5", "transformers5-pil")
@@ -273,3 +273,21 @@ def test_import_refuses_what_it_cannot_reproduce_by_key(request, tmp_path, chang
     r = _import(request, tmp_path, dict(HF_INTERNVL3, **change))
     assert r.returncode != 0 and r.stdout == ""
     assert key in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"max_patches": 64}, 'key "max_patches": expected an integer from 1 to 63'),
+    ({"tile_size": None}, 'key "tile_size" is required'),
+    ({"use_thumbnail": True}, 'unknown key "vlm.use_thumbnail"'),
+    ({"thumbnail": 1}, 'key "thumbnail": expected true or false'),
+])
+def test_profile_file_errors_name_the_key(run_cli, tmp_path, change, message):
+    prof = json.loads((PROFILES_DIR / f"{PROFILE}.json").read_text())
+    prof["vlm"].update(change)
+    prof["vlm"] = {k: v for k, v in prof["vlm"].items() if v is not None}
+    d = tmp_path / "profiles"
+    d.mkdir()
+    (d / f"{PROFILE}.json").write_text(json.dumps(prof))
+    r = run_cli(["--port", "0", "--backend", "cpu"], config=base_config(profiles_dir=str(d)),
+                timeout=30)
+    assert r.returncode != 0 and message in r.stderr, r.stderr
