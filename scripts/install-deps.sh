@@ -5,7 +5,7 @@
 set -euo pipefail
 
 build_pkgs=(build-essential pkg-config libmicrohttpd-dev libjpeg62-turbo-dev libcjson-dev
-            libpng-dev libwebp-dev libcurl4-openssl-dev libxxhash-dev libgif-dev libtiff-dev libavif-dev curl python3 python3-venv)
+            libpng-dev zlib1g-dev libwebp-dev libcurl4-openssl-dev libxxhash-dev libgif-dev libtiff-dev libavif-dev curl python3 python3-venv)
 runtime_pkgs=(libmicrohttpd12 libjpeg62-turbo libcjson1 libpng16-16 libwebp7 libwebpdemux2 curl
               libcurl4 libxxhash0 libgif7 libtiff6 libavif15)
 

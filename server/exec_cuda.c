@@ -457,9 +457,9 @@ static void run_batch(gpu_worker *ce, job **jobs, int n)
                 i++;
                 continue;
             }
-            if (job_vertical_first(j) || !slot_needs(ce, j, &a, &b, &c, &d)) {
+            if (j->vplan || job_vertical_first(j) || !slot_needs(ce, j, &a, &b, &c, &d)) {
                 /* rare: larger than a slot, or Pillow 13's vertical-first order; exact on the
-                   CPU path too */
+                   CPU path too. Vision-language tiles run on the CPU path for now. */
                 cpu_scratch scratch = {0};
                 cp_error e = {0};
                 bool ok = process_cpu_path(ce, j, &scratch, &e);

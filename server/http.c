@@ -36,6 +36,8 @@ static route_id route_for(const char *url)
         return ROUTE_PROFILES;
     if (!strcmp(url, "/v1/preprocess"))
         return ROUTE_PREPROCESS;
+    if (!strcmp(url, "/v1/plan"))
+        return ROUTE_PLAN;
     if (!strcmp(url, "/metrics"))
         return ROUTE_METRICS;
     if (!strcmp(url, "/v1/shm"))
@@ -51,7 +53,7 @@ static const char *route_name(route_id r)
 {
     static const char *names[] = {"other", "/healthz", "/readyz", "/v1/profiles",
                                   "/v1/preprocess", "/metrics", "/v1/shm", "/v1/leases",
-                                  "/v2"};
+                                  "/v2", "/v1/plan"};
     return names[r];
 }
 
@@ -241,6 +243,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             snprintf(r->method, sizeof r->method, "%s", method);
             return triton_first_call(r);
         case ROUTE_PREPROCESS:
+        case ROUTE_PLAN:
             if (!method_is(method, "POST"))
                 return answer_status(r, CP_ERR_METHOD_NOT_ALLOWED, "use POST", "POST");
             return preprocess_first_call(r);
@@ -249,7 +252,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
     }
     request_state st = (request_state)atomic_load(&r->state);
-    if ((r->route == ROUTE_PREPROCESS || r->route == ROUTE_V2) && st == REQ_RECEIVING) {
+    if ((r->route == ROUTE_PREPROCESS || r->route == ROUTE_PLAN || r->route == ROUTE_V2) &&
+        st == REQ_RECEIVING) {
         if (*upload_data_size)
             return preprocess_upload(r, upload_data, upload_data_size);
         return r->route == ROUTE_V2 ? triton_body_complete(r) : preprocess_body_complete(r);

@@ -7,6 +7,7 @@
 #include "geometry.h"
 #include "metrics.h"
 #include "transpose.h"
+#include "vlm/vlm_work.h"
 
 static bool ensure(uint8_t **buf, size_t *cap, size_t need)
 {
@@ -23,7 +24,8 @@ static bool ensure(uint8_t **buf, size_t *cap, size_t need)
 void job_apply_reference(job *j)
 {
     j->dopt.alpha_onto_white = reference_alpha(j->ref) == ALPHA_ONTO_WHITE;
-    if (reference_alpha(j->ref) != ALPHA_NATIVE_MODE || j->hdr.native == NATIVE_AS_RGB)
+    if (reference_alpha(j->ref) != ALPHA_NATIVE_MODE || j->hdr.native == NATIVE_AS_RGB ||
+        j->prof->vlm.kind != VLM_NONE)
         return;
     j->dopt.scale_denom = 0; /* exact: the own-mode resize is done at decode */
     j->dopt.native.on = false;
@@ -39,6 +41,8 @@ void job_apply_reference(job *j)
 
 bool job_vertical_first(const job *j)
 {
+    if (j->vplan)
+        return false; /* vlm_work.c orders each tile's passes */
     if (j->dopt.native.on)
         return false; /* native_mode.c orders its own passes */
     int w, h;
@@ -88,6 +92,8 @@ static bool process_transposed(job *j, cpu_scratch *s, int w, int h, const image
 
 bool process_job_cpu(job *j, cpu_scratch *s, cp_error *err)
 {
+    if (j->vplan)
+        return vlm_process_job_cpu(j, s, err);
     int w, h;
     decode_output_size(&j->hdr, &j->dopt, &w, &h);
     size_t rgb_bytes = (size_t)w * (size_t)h * 3;
@@ -134,5 +140,7 @@ void cpu_scratch_free(cpu_scratch *s)
     free(s->tmp);
     free(s->trans);
     free(s->tout);
+    free(s->canvas);
+    free(s->tile);
     *s = (cpu_scratch){0};
 }

@@ -16,6 +16,8 @@ typedef struct {
     size_t tmp_cap;
     uint8_t *trans, *tout; /* vertical-first images: the transposed image and tensor */
     size_t trans_cap, tout_cap;
+    uint8_t *canvas, *tile; /* VLM jobs: the pre-padded image, a tile before its placement */
+    size_t canvas_cap, tile_cap;
 } cpu_scratch;
 
 bool process_job_cpu(job *j, cpu_scratch *s, cp_error *err);

@@ -10,6 +10,7 @@
 #include "profile.h"
 
 struct request;
+struct vlm_image_plan_s;
 
 typedef struct job {
     struct request *req;
@@ -29,6 +30,9 @@ typedef struct job {
     bool out_device;             /* `out` is device memory (format=cuda_ipc, a v2 CUDA region):
                                     a CPU-path result reaches it only through a CUDA copy */
     uint64_t enqueue_ns;         /* monotonic time it entered the queue */
+    const struct vlm_image_plan_s *vplan; /* a vision-language profile's plan of this image
+                                    (vlm/vlm.h; `out` is its part of pixel_values); NULL for
+                                    classic profiles */
 } job;
 
 /* True once an earlier image of the job's request has failed: executors may skip the work. */

@@ -361,12 +361,28 @@ static bool parse_outputs(const cJSON *outputs, bool binary_default, kserve_requ
         if (!cJSON_IsString(name) || !name->valuestring)
             return cp_fail(err, CP_ERR_BAD_REQUEST, "an output has no \"name\" string");
         if (strcmp(name->valuestring, OUTPUT_NAME)) {
+            /* another array of a vision-language model: checked by the route; returned like
+             * pixel_values (only binary_data may be set) */
             char shown[48];
             shown_name(name->valuestring, shown, sizeof shown);
-            return cp_fail(err, CP_ERR_BAD_REQUEST,
-                           "unknown output \"%s\": the model's only output is \"" OUTPUT_NAME
-                           "\"",
-                           shown);
+            if (strlen(name->valuestring) >= sizeof req->extra_outputs[0] ||
+                req->n_extra_outputs >= 4)
+                return cp_fail(err, CP_ERR_BAD_REQUEST, "unknown output \"%s\"", shown);
+            for (int i = 0; i < req->n_extra_outputs; i++)
+                if (!strcmp(req->extra_outputs[i], name->valuestring))
+                    return cp_fail(err, CP_ERR_BAD_REQUEST,
+                                   "output \"%s\" is requested more than once", shown);
+            snprintf(req->extra_outputs[req->n_extra_outputs++], sizeof req->extra_outputs[0],
+                     "%s", name->valuestring);
+            const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "parameters");
+            const cJSON *b = cJSON_IsObject(p) ? cJSON_GetObjectItemCaseSensitive(p, "binary_data")
+                                               : NULL;
+            if (cJSON_IsBool(b))
+                req->binary_output = cJSON_IsTrue(b);
+            if (cJSON_IsObject(p) && cJSON_GetObjectItemCaseSensitive(p, "shared_memory_region"))
+                return cp_fail(err, CP_ERR_BAD_REQUEST, "output \"%s\": shared memory outputs "
+                               "are not available for this model's extra arrays", shown);
+            continue;
         }
         if (seen)
             return cp_fail(err, CP_ERR_BAD_REQUEST,
@@ -607,7 +623,7 @@ static char *sb_finish(sbuf *b, size_t *len)
     return b->p;
 }
 
-static float half_to_float(uint16_t h)
+static float kserve_half_to_float(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
     if (exp == 0x1F) {
@@ -641,7 +657,7 @@ static void sb_values(sbuf *b, const void *values, size_t count, bool fp16)
         if (fp16) {
             uint16_t h;
             memcpy(&h, v + i * 2, 2);
-            f = half_to_float(h);
+            f = kserve_half_to_float(h);
         } else {
             memcpy(&f, v + i * 4, 4);
         }
@@ -695,6 +711,86 @@ char *kserve_format_response(const kserve_response *r, size_t *len)
     }
     sb_add(&b, "}]}");
     return sb_finish(&b, len);
+}
+
+static void sb_shape(sbuf *b, const out_array *a, bool variable_as_minus_one)
+{
+    sb_add(b, "[");
+    for (int d = 0; d < a->ndim; d++)
+        sb_printf(b, "%s%lld", d ? "," : "",
+                  variable_as_minus_one && a->shape[d] == 0 ? -1LL : a->shape[d]);
+    sb_add(b, "]");
+}
+
+static const char *kserve_type(array_type t, tensor_dtype pixels)
+{
+    return t == ARR_INT64 ? "INT64" : t == ARR_INT32 ? "INT32"
+                                    : pixels == DTYPE_FLOAT16 ? "FP16" : "FP32";
+}
+
+char *kserve_format_arrays_response(const char *model, const char *id, const out_layout *l,
+                                    tensor_dtype pixels, bool binary, const uint8_t *base,
+                                    size_t *len)
+{
+    sbuf b = {0};
+    sb_add(&b, "{");
+    if (id && id[0]) {
+        sb_add(&b, "\"id\":");
+        sb_str(&b, id);
+        sb_add(&b, ",");
+    }
+    sb_add(&b, "\"model_name\":");
+    sb_str(&b, model);
+    sb_add(&b, ",\"model_version\":\"1\",\"outputs\":[");
+    for (int i = 0; i < l->n; i++) {
+        const out_array *a = &l->a[i];
+        sb_printf(&b, "%s{\"name\":\"%s\",\"datatype\":\"%s\",\"shape\":", i ? "," : "", a->name,
+                  kserve_type(a->type, pixels));
+        sb_shape(&b, a, false);
+        if (binary) {
+            sb_printf(&b, ",\"parameters\":{\"binary_data_size\":%zu}}", a->bytes);
+            continue;
+        }
+        sb_add(&b, ",\"data\":");
+        long long count = out_array_elems(a);
+        if (a->type == ARR_PIXELS) {
+            sb_values(&b, base + a->offset, (size_t)count, pixels == DTYPE_FLOAT16);
+        } else {
+            sb_add(&b, "[");
+            for (long long k = 0; k < count; k++) {
+                long long v;
+                if (a->type == ARR_INT64) {
+                    memcpy(&v, base + a->offset + k * 8, 8);
+                } else {
+                    int32_t v32;
+                    memcpy(&v32, base + a->offset + k * 4, 4);
+                    v = v32;
+                }
+                sb_printf(&b, "%s%lld", k ? "," : "", v);
+            }
+            sb_add(&b, "]");
+        }
+        sb_add(&b, "}");
+    }
+    sb_add(&b, "]}");
+    return sb_finish(&b, len);
+}
+
+char *kserve_format_arrays_metadata(const char *model, const out_layout *l)
+{
+    sbuf b = {0};
+    sb_add(&b, "{\"name\":");
+    sb_str(&b, model);
+    sb_add(&b, ",\"versions\":[\"1\"],\"platform\":\"clipprep\",\"inputs\":[{\"name\":\"" INPUT_NAME
+               "\",\"datatype\":\"BYTES\",\"shape\":[-1]}],\"outputs\":[");
+    for (int i = 0; i < l->n; i++) {
+        sb_printf(&b, "%s{\"name\":\"%s\",\"datatype\":\"%s\",\"shape\":", i ? "," : "",
+                  l->a[i].name, kserve_type(l->a[i].type, DTYPE_FLOAT32));
+        sb_shape(&b, &l->a[i], true);
+        sb_add(&b, "}");
+    }
+    sb_add(&b, "]}");
+    return sb_finish(&b, NULL);
 }
 
 char *kserve_format_error(const char *message)

@@ -33,6 +33,10 @@ typedef struct kserve_request {
     uint64_t shm_byte_size;        /* .shared_memory_byte_size (required with a region) */
     int exif;                      /* parameters.exif: -1 absent, 0 or 1 */
     char reference[32];            /* parameters.reference: "" absent (checked by the route) */
+    /* outputs named other than "pixel_values" (a vision-language model's other arrays; the
+     * route checks them against the model) */
+    char extra_outputs[4][32];
+    int n_extra_outputs;
 } kserve_request;
 
 /* Parses POST /v2/models/{m}/infer. header_length: the Inference-Header-Content-Length header
@@ -63,6 +67,15 @@ typedef struct {
 } kserve_response;
 
 char *kserve_format_response(const kserve_response *r, size_t *len);
+
+/* The same for a model with several named arrays (out_layout.h; offsets from `base`): one
+ * output per array, in order; binary_data_size per output, or "data". */
+#include "out_layout.h"
+char *kserve_format_arrays_response(const char *model, const char *id, const out_layout *l,
+                                    tensor_dtype pixels, bool binary, const uint8_t *base,
+                                    size_t *len);
+/* Model metadata of such a model: dims that vary per request are -1. */
+char *kserve_format_arrays_metadata(const char *model, const out_layout *l);
 
 /* {"error":"<escaped message>"} as Triton answers errors; malloc'd. */
 char *kserve_format_error(const char *message);

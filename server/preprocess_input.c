@@ -113,13 +113,15 @@ enum MHD_Result preprocess_input_start(request *r, const image_ref *images, int 
 {
     content_cache *cache = r->srv->cache;
     /* format=cuda_ipc writes device memory: neither copied from nor stored in the cache */
-    bool usable = cache && r->fmt != OUT_CUDA_IPC;
+    /* a VLM profile's part per image varies with its size: not cached (yet) */
+    bool usable = cache && r->fmt != OUT_CUDA_IPC && r->prof->vlm.kind == VLM_NONE &&
+                  r->route != ROUTE_PLAN;
     if (!usable) {
         for (int i = 0; i < n; i++)
             if (!images[i].data)
                 return fail(r, CP_ERR_CACHE_MISS, i,
-                            "the content cache is off (cache_bytes is 0, or format=cuda_ipc): "
-                            "send the image itself");
+                            "the content cache is off (cache_bytes is 0, format=cuda_ipc, or a "
+                            "vision-language profile): send the image itself");
         return request_start(r, images, n, exif);
     }
 

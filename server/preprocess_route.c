@@ -6,11 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array_encode.h"
 #include "geometry.h"
 #include "image_work.h"
 #include "http_util.h"
 #include "log.h"
 #include "mem_budget.h"
+#include "plan_answer.h"
 #include "metrics.h"
 #include "kserve.h"
 #include "multipart.h"
@@ -18,6 +20,7 @@
 #include "shm_pool.h"
 #include "shm_regions.h"
 #include "request.h"
+#include "vlm/vlm.h"
 
 request *request_new(server_ctx *srv, struct MHD_Connection *conn, route_id route)
 {
@@ -61,6 +64,8 @@ void request_unref(request *r)
     pthread_mutex_destroy(&r->mu);
     free(r->body);
     free(r->jobs);
+    free(r->vplans);
+    free(r->part_off);
     free(r->out_buf);
     request_release_all(r);
     free(r);
@@ -204,10 +209,16 @@ static enum MHD_Result parse_params(request *r, bool *exif)
                                 "profile '%s' does not support reference '%s' (GET /v1/profiles)",
                                 r->prof->name, q.reference);
     }
-    r->fmt = OUT_NPY;
+    bool vlm = r->prof->vlm.kind != VLM_NONE;
+    r->fmt = vlm ? OUT_NPZ : OUT_NPY; /* a VLM answer has several arrays: all of them */
     if (q.format && !output_format_parse(q.format, &r->fmt))
         return answer_error(r, CP_ERR_INVALID_PARAMETER,
-                            "format must be npy, raw, json, shm or cuda_ipc, not '%s'", q.format);
+                            "format must be npy, npz, raw, json, shm or cuda_ipc, not '%s'",
+                            q.format);
+    if (vlm && r->fmt == OUT_CUDA_IPC)
+        return answer_error(r, CP_ERR_INVALID_PARAMETER,
+                            "format=cuda_ipc is not available for vision-language profiles "
+                            "(profile '%s'): use npz, json or shm", r->prof->name);
     r->dtype = DTYPE_FLOAT32;
     if (q.dtype) {
         if (!strcmp(q.dtype, "float16"))
@@ -226,6 +237,9 @@ static enum MHD_Result parse_params(request *r, bool *exif)
             return answer_error(r, CP_ERR_INVALID_PARAMETER,
                                 "mode must be exact or fast, not '%s'", q.mode);
     }
+    if (vlm && r->fast)
+        return answer_error(r, CP_ERR_INVALID_PARAMETER,
+                            "mode=fast is not available for vision-language profiles");
     *exif = r->prof->exif;
     if (q.exif) {
         if (!strcmp(q.exif, "1") || !strcmp(q.exif, "true"))
@@ -335,8 +349,14 @@ static void place_output(request *r, uint8_t *base)
     const profile *p = r->prof;
     size_t slot = (size_t)3 * p->out_height * p->out_width * tensor_dtype_size(r->dtype);
     r->out_ptr = base;
+    uint8_t *pixels = base + r->layout.a[0].offset;
+    if (r->vplans) { /* padding (rows, tiles, patches) is zero; the small arrays are known now */
+        memset(base, 0, r->layout.total);
+        vlm_write_meta(p, r->vplans, r->n_images, &r->layout, base);
+    }
     for (int i = 0; i < r->n_jobs; i++) {
-        r->jobs[i].out = base + slot * (size_t)r->jobs[i].index;
+        int k = r->jobs[i].index;
+        r->jobs[i].out = pixels + (r->vplans ? r->part_off[k] : slot * (size_t)k);
         r->jobs[i].out_direct =
             r->protocol == PROTO_V1
                 ? r->fmt == OUT_CUDA_IPC || (r->fmt == OUT_SHM && r->srv->shm_pinned)
@@ -347,7 +367,7 @@ static void place_output(request *r, uint8_t *base)
     for (int i = 0; i < r->n_images; i++) { /* the content cache's hits (never device memory) */
         const uint8_t *hit = preprocess_input_cached(r, i);
         if (hit)
-            memcpy(base + slot * (size_t)i, hit, slot);
+            memcpy(pixels + slot * (size_t)i, hit, slot);
     }
 }
 
@@ -387,12 +407,17 @@ static void shm_timed_out(void *ctx)
 
 /* Admission checks of one image from its header (issue #13): a resize target that fits the
  * planner, and the request's running pixel sum (max_request_pixels). */
-static bool admit_image(request *r, const job *j, long long *request_pixels, cp_error *err)
+static bool admit_image(request *r, job *j, long long *request_pixels, cp_error *err)
 {
     int w, h;
     decode_output_size(&j->hdr, &j->dopt, &w, &h);
-    if (!geometry_check(r->prof, w, h, err))
+    if (r->vplans) { /* the processor's plan: its sizes, tiles and refusals */
+        if (!vlm_plan_image(r->prof, r->ref, w, h, &r->vplans[j->index], err))
+            return false;
+        j->vplan = &r->vplans[j->index];
+    } else if (!geometry_check(r->prof, w, h, err)) {
         return false;
+    }
     *request_pixels += (long long)j->hdr.width * j->hdr.height;
     if (*request_pixels > r->srv->cfg->max_request_pixels)
         return cp_fail(err, CP_ERR_IMAGE_TOO_LARGE,
@@ -409,7 +434,8 @@ static bool reserve_output(request *r, size_t tensor, cp_error *err)
                                         : !r->region && r->kreq && !r->kreq->binary_output;
     size_t text = 0;
     if (json) {
-        text = json_tensor_bytes(tensor / tensor_dtype_size(r->dtype));
+        text = r->vplans ? arrays_json_bytes(&r->layout)
+                         : json_tensor_bytes(tensor / tensor_dtype_size(r->dtype));
         if (text > r->srv->cfg->max_json_output_bytes)
             return cp_fail(err, CP_ERR_TOO_MANY_IMAGES,
                            "the JSON answer would take about %zu bytes, more than "
@@ -425,7 +451,12 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
     const cp_config *cfg = srv->cfg;
     cp_error err = {0};
     r->jobs = calloc((size_t)n, sizeof *r->jobs);
-    if (!r->jobs) {
+    bool vlm = r->prof->vlm.kind != VLM_NONE;
+    if (vlm) {
+        r->vplans = calloc((size_t)n, sizeof *r->vplans);
+        r->part_off = calloc((size_t)n, sizeof *r->part_off);
+    }
+    if (!r->jobs || (vlm && (!r->vplans || !r->part_off))) {
         cp_fail(&err, CP_ERR_OVERLOADED, "out of memory");
         return request_answer_error(r, &err, -1);
     }
@@ -459,7 +490,24 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
     r->n_images = n;
     r->n_jobs = m;
     r->remaining = m;
-    size_t tensor = (size_t)n * 3 * p->out_height * p->out_width * tensor_dtype_size(r->dtype);
+    if (vlm)
+        vlm_batch_layout(p, r->vplans, n, r->dtype, &r->layout, r->part_off);
+    else
+        out_layout_classic(&r->layout, n, p->out_height, p->out_width, r->dtype);
+    if (r->route == ROUTE_PLAN)
+        return plan_answer(r);
+    bool v1 = r->protocol == PROTO_V1;
+    if (v1 && (r->fmt == OUT_NPY || r->fmt == OUT_RAW) && r->layout.n > 1) {
+        cp_fail(&err, CP_ERR_INVALID_PARAMETER, "profile '%s' answers %d arrays; format=%s "
+                "carries one: use npz, json or shm", p->name, r->layout.n,
+                r->fmt == OUT_NPY ? "npy" : "raw");
+        return request_answer_error(r, &err, -1);
+    }
+    if (v1 && r->fmt == OUT_NPZ)
+        npz_layout(&r->layout, r->dtype); /* the arrays sit inside the zip file */
+    if (!v1 && vlm && !triton_vlm_layout(r, &err))
+        return request_answer_error(r, &err, -1);
+    size_t tensor = r->layout.total;
     if (atomic_load(&srv->draining)) {
         cp_fail(&err, CP_ERR_UNAVAILABLE, "shutting down");
         return request_answer_error(r, &err, -1);
@@ -500,7 +548,7 @@ enum MHD_Result request_start(request *r, const image_ref *images, int n, bool e
         /* npy reserves its header in front so the response body is one buffer */
         if (r->protocol == PROTO_V1) /* (v2 binary answers set their header size already) */
             r->out_prefix = r->fmt == OUT_NPY
-                                ? npy_header_size(n, p->out_height, p->out_width, r->dtype) : 0;
+                                ? npy_array_header_size(&r->layout.a[0], r->dtype) : 0;
         /* (a /v2 output into a client system region is computed here too, then written into
          * the region with pwrite: a region truncated meanwhile can never SIGBUS the daemon) */
         r->out_size = r->out_prefix + tensor;
@@ -546,8 +594,11 @@ bool job_request_failed(const job *j)
 static void add_tensor_headers(request *r, struct MHD_Response *resp, const char *content_type)
 {
     const profile *p = r->prof;
-    char shape[64];
-    snprintf(shape, sizeof shape, "%d,3,%d,%d", r->n_images, p->out_height, p->out_width);
+    char shape[128] = "";
+    const out_array *px = &r->layout.a[0]; /* pixel_values */
+    for (int d = 0; d < px->ndim; d++)
+        snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", d ? "," : "",
+                 px->shape[d]);
     if (content_type) /* (json_response already set it) */
         MHD_add_response_header(resp, "Content-Type", content_type);
     MHD_add_response_header(resp, "X-Profile", p->name);
@@ -578,8 +629,8 @@ static struct MHD_Response *shm_answer(request *r)
     const profile *p = r->prof;
     uint64_t ttl_ms = 0;
     shm_pool_renew(r->lease_pool, r->lease_id, &ttl_ms); /* the ttl runs from the answer */
-    char where[400], body[1200];
-    size_t bytes = (size_t)r->n_images * 3 * p->out_height * p->out_width * tensor_dtype_size(r->dtype);
+    char where[400], body[2400];
+    size_t bytes = r->layout.total;
     if (r->fmt == OUT_CUDA_IPC) {
         char handle[96];
         base64(r->srv->ipc_handle, 64, handle);
@@ -594,6 +645,26 @@ static struct MHD_Response *shm_answer(request *r)
         snprintf(where, sizeof where,
                  "\"shm\":{\"key\":\"%s\",\"offset\":%llu,\"byte_size\":%zu,\"pool_id\":\"%s\"}",
                  key, (unsigned long long)r->lease_offset, bytes, shm_pool_id(r->lease_pool));
+    }
+    if (r->vplans) { /* every array's place in the slot */
+        char arrays[1200];
+        size_t o = 0;
+        for (int i = 0; i < r->layout.n; i++) {
+            const out_array *a = &r->layout.a[i];
+            o += (size_t)snprintf(arrays + o, sizeof arrays - o, "%s{\"name\":\"%s\",\"shape\":[",
+                                  i ? "," : "", a->name);
+            for (int d = 0; d < a->ndim; d++)
+                o += (size_t)snprintf(arrays + o, sizeof arrays - o, d ? ",%lld" : "%lld",
+                                      a->shape[d]);
+            o += (size_t)snprintf(arrays + o, sizeof arrays - o,
+                                  "],\"dtype\":\"%s\",\"offset\":%zu,\"byte_size\":%zu}",
+                                  array_type_name(a->type, r->dtype), a->offset, a->bytes);
+        }
+        snprintf(body, sizeof body,
+                 "{\"profile\":\"%s\",\"arrays\":[%s],%s,\"lease\":{\"id\":\"%s\","
+                 "\"expires_in_ms\":%llu}}",
+                 p->name, arrays, where, r->lease_id, (unsigned long long)ttl_ms);
+        return json_response(body);
     }
     snprintf(body, sizeof body,
              "{\"profile\":\"%s\",\"shape\":[%d,3,%d,%d],\"dtype\":\"%s\",\"layout\":\"NCHW\","
@@ -626,15 +697,18 @@ static void build_response(request *r)
         resp = shm_answer(r);
     } else if (r->fmt == OUT_JSON) {
         size_t len;
-        char *text = tensor_to_json(p->name, r->n_images, p->out_height, p->out_width, r->dtype,
-                                    r->out_ptr, &len);
+        char *text = r->vplans ? arrays_to_json(p->name, &r->layout, r->dtype, r->out_ptr, &len)
+                               : tensor_to_json(p->name, r->n_images, p->out_height,
+                                                p->out_width, r->dtype, r->out_ptr, &len);
         if (text)
             resp = MHD_create_response_from_buffer_with_free_callback(len, text, free);
         if (!resp)
             free(text);
     } else {
         if (r->fmt == OUT_NPY)
-            npy_header_write((char *)r->out_buf, r->n_images, p->out_height, p->out_width, r->dtype);
+            npy_array_header_write((char *)r->out_buf, &r->layout.a[0], r->dtype);
+        else if (r->fmt == OUT_NPZ)
+            npz_finish(r->out_buf, &r->layout, r->dtype);
         resp = MHD_create_response_from_buffer_with_free_callback(r->out_size, r->out_buf, free);
         if (resp)
             r->out_buf = NULL; /* now owned by the response */

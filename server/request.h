@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 
 #include "job.h"
+#include "out_layout.h"
 #include "server.h"
 #include "tensor_encode.h"
 
@@ -22,6 +23,7 @@ typedef enum {
     ROUTE_SHM,        /* GET /v1/shm */
     ROUTE_LEASE,      /* DELETE /v1/leases/{id} */
     ROUTE_V2,         /* /v2/... (triton_routes.c) */
+    ROUTE_PLAN,       /* POST /v1/plan: /v1/preprocess's plan from the headers (plan_answer.c) */
 } route_id;
 
 typedef enum { REQ_RECEIVING = 0, REQ_PROCESSING, REQ_READY, REQ_ANSWERED } request_state;
@@ -60,6 +62,9 @@ typedef struct request {
     preprocess_input *input;  /* JSON input, fetches, cache state (preprocess_input.c) */
     bool accepted;            /* counted in srv->inflight until the connection completes */
     job *jobs;
+    out_layout layout;        /* the answer's arrays; offsets from out_ptr */
+    struct vlm_image_plan_s *vplans; /* a vision-language profile: each image's plan */
+    size_t *part_off;         /* ... and its part's byte offset in pixel_values */
     uint8_t *out_buf;         /* [npy header][N*3*H*W values] (NULL when written to shm) */
     size_t out_prefix, out_size;
     uint8_t *out_ptr;         /* where the tensor goes: in out_buf, a lease or a region */
@@ -105,5 +110,8 @@ enum MHD_Result request_answer_error(request *r, const cp_error *err, int index)
 enum MHD_Result triton_first_call(request *r);
 enum MHD_Result triton_body_complete(request *r);
 void triton_build_response(request *r);
+/* A vision-language model's infer: checks the outputs it names against its arrays, packs
+ * them for binary data and sets the binary header's size (request_start, once planned). */
+bool triton_vlm_layout(request *r, cp_error *err);
 
 #endif

@@ -17,6 +17,8 @@ bool output_format_parse(const char *s, output_format *f)
         *f = OUT_SHM;
     else if (!strcmp(s, "cuda_ipc"))
         *f = OUT_CUDA_IPC;
+    else if (!strcmp(s, "npz"))
+        *f = OUT_NPZ;
     else
         return false;
     return true;
@@ -27,6 +29,7 @@ const char *output_format_content_type(output_format f)
     switch (f) {
     case OUT_NPY: return "application/x-npy";
     case OUT_RAW: return "application/octet-stream";
+    case OUT_NPZ: return "application/zip";
     default: return "application/json";
     }
 }

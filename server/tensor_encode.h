@@ -8,7 +8,7 @@
 
 #include "../kernels/preprocess.h"
 
-typedef enum { OUT_NPY = 0, OUT_RAW, OUT_JSON, OUT_SHM, OUT_CUDA_IPC } output_format;
+typedef enum { OUT_NPY = 0, OUT_RAW, OUT_JSON, OUT_SHM, OUT_CUDA_IPC, OUT_NPZ } output_format;
 
 bool output_format_parse(const char *s, output_format *f);
 const char *output_format_content_type(output_format f);

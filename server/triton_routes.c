@@ -14,6 +14,7 @@
 #include "log.h"
 #include "mem_budget.h"
 #include "request.h"
+#include "vlm/vlm.h"
 #include "shm_regions.h"
 #ifdef CLIPPREP_WITH_CUDA
 #include "../kernels/cuda_engine.h"
@@ -92,9 +93,38 @@ static const profile *model_of(request *r, char **seg, int n, const char **tail)
     return p;
 }
 
+/* A vision-language model's arrays with the per-request dims 0 (-1 in metadata). */
+static void vlm_model_arrays(const profile *p, out_layout *lay)
+{
+    vlm_batch_layout(p, NULL, 0, DTYPE_FLOAT32, lay, NULL);
+}
+
 static enum MHD_Result model_config(request *r, const profile *p)
 {
     char body[768];
+    if (p->vlm.kind != VLM_NONE) {
+        out_layout lay;
+        vlm_model_arrays(p, &lay);
+        size_t o = (size_t)snprintf(body, sizeof body,
+                                    "{\"name\":\"%s\",\"platform\":\"clipprep\",\"max_batch_size\":0,"
+                                    "\"input\":[{\"name\":\"images\",\"data_type\":\"TYPE_STRING\","
+                                    "\"dims\":[-1]}],\"output\":[", p->name);
+        for (int i = 0; i < lay.n && o < sizeof body; i++) {
+            const out_array *a = &lay.a[i];
+            o += (size_t)snprintf(body + o, sizeof body - o,
+                                  "%s{\"name\":\"%s\",\"data_type\":\"%s\",\"dims\":[", i ? "," : "",
+                                  a->name, a->type == ARR_INT64 ? "TYPE_INT64"
+                                           : a->type == ARR_INT32 ? "TYPE_INT32" : "TYPE_FP32");
+            for (int d = 0; d < a->ndim && o < sizeof body; d++)
+                o += (size_t)snprintf(body + o, sizeof body - o, "%s%lld", d ? "," : "",
+                                      a->shape[d] ? a->shape[d] : -1LL);
+            if (o < sizeof body)
+                o += (size_t)snprintf(body + o, sizeof body - o, "]}");
+        }
+        if (o < sizeof body)
+            snprintf(body + o, sizeof body - o, "]}");
+        return v2_answer(r, 200, body);
+    }
     snprintf(body, sizeof body,
              "{\"name\":\"%s\",\"platform\":\"clipprep\",\"max_batch_size\":0,"
              "\"input\":[{\"name\":\"images\",\"data_type\":\"TYPE_STRING\",\"dims\":[-1]}],"
@@ -125,7 +155,12 @@ enum MHD_Result triton_first_call(request *r)
         if (!p)
             return v2_error(r, 400, "Request for unknown model: '%s' is not found", seg[1]);
         if (!tail[0] && is_get(r)) {
-            char *body = kserve_format_model_metadata(p->name, p->out_height, p->out_width);
+            out_layout lay;
+            if (p->vlm.kind != VLM_NONE)
+                vlm_model_arrays(p, &lay);
+            char *body = p->vlm.kind != VLM_NONE
+                             ? kserve_format_arrays_metadata(p->name, &lay)
+                             : kserve_format_model_metadata(p->name, p->out_height, p->out_width);
             enum MHD_Result ret = v2_answer(r, 200, body);
             free(body);
             return ret;
@@ -338,6 +373,13 @@ static enum MHD_Result infer(request *r)
         return v2_error(r, 400, "model '%s' does not support reference '%s'", r->prof->name,
                         reference_name(r->ref));
     const profile *p = r->prof;
+    bool vlm = p->vlm.kind != VLM_NONE;
+    if (!vlm && k->n_extra_outputs)
+        return v2_error(r, 400, "unknown output \"%s\": the model's only output is \"pixel_values\"",
+                        k->extra_outputs[0]);
+    if (vlm && k->shm_region[0])
+        return v2_error(r, 400, "model '%s' answers several arrays: shared-memory outputs are not "
+                                "available for it; ask for binary or JSON outputs", p->name);
     uint64_t tensor = (uint64_t)k->n_images * 3 * p->out_height * p->out_width *
                       tensor_dtype_size(r->dtype);
     if (k->shm_region[0]) {
@@ -363,7 +405,7 @@ static enum MHD_Result infer(request *r)
             (!r->region_on_device && (uintptr_t)r->out_ptr % tensor_dtype_size(r->dtype)))
             return v2_error(r, 400, "output 'pixel_values' must start at a multiple of its element "
                                     "size in shared memory (region offset + shared_memory_offset)");
-    } else if (k->binary_output) {
+    } else if (k->binary_output && !vlm) { /* (a VLM's header follows its plans: request_start) */
         size_t len;
         char *hdr = binary_header(r, k->n_images, &len);
         if (!hdr)
@@ -391,6 +433,32 @@ enum MHD_Result triton_body_complete(request *r)
     return infer(r);
 }
 
+bool triton_vlm_layout(request *r, cp_error *err)
+{
+    kserve_request *k = r->kreq;
+    for (int i = 0; i < k->n_extra_outputs; i++)
+        if (!out_layout_find(&r->layout, k->extra_outputs[i]))
+            return cp_fail(err, CP_ERR_BAD_REQUEST, "unknown output \"%s\" of model '%s'",
+                           k->extra_outputs[i], r->prof->name);
+    if (!k->binary_output)
+        return true;
+    /* binary data: the outputs' bytes follow each other, no gaps */
+    size_t at = 0;
+    for (int i = 0; i < r->layout.n; i++) {
+        r->layout.a[i].offset = at;
+        at += r->layout.a[i].bytes;
+    }
+    r->layout.total = at;
+    size_t len = 0;
+    char *hdr = kserve_format_arrays_response(r->prof->name, k->id, &r->layout, r->dtype, true,
+                                              NULL, &len);
+    if (!hdr)
+        return cp_fail(err, CP_ERR_OVERLOADED, "out of memory");
+    free(hdr);
+    r->out_prefix = (len + 15) & ~(size_t)15; /* padded with spaces, like the classic header */
+    return true;
+}
+
 void triton_build_response(request *r)
 {
     const profile *p = r->prof;
@@ -408,6 +476,42 @@ void triton_build_response(request *r)
         return;
     }
     kserve_request *k = r->kreq;
+    if (r->vplans) { /* a vision-language model: one output per array */
+        size_t len = 0;
+        char *text = kserve_format_arrays_response(p->name, k->id, &r->layout, r->dtype,
+                                                   k->binary_output, r->out_ptr, &len);
+        if (text && k->binary_output && ((len + 15) & ~(size_t)15) == r->out_prefix) {
+            memcpy(r->out_buf, text, len);
+            memset(r->out_buf + len, ' ', r->out_prefix - len);
+            resp = MHD_create_response_from_buffer_with_free_callback(r->out_size, r->out_buf, free);
+            if (resp) {
+                r->out_buf = NULL;
+                char hl[32];
+                snprintf(hl, sizeof hl, "%zu", r->out_prefix);
+                MHD_add_response_header(resp, "Inference-Header-Content-Length", hl);
+                MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
+            }
+            free(text);
+        } else if (text && !k->binary_output) {
+            resp = MHD_create_response_from_buffer_with_free_callback(len, text, free);
+            if (resp)
+                MHD_add_response_header(resp, "Content-Type", "application/json");
+            else
+                free(text);
+        } else {
+            free(text);
+        }
+        if (!resp) {
+            char *body = kserve_format_error("could not build the response");
+            r->response_status = 500;
+            r->response = body ? json_response(body) : NULL;
+            free(body);
+            return;
+        }
+        r->response = resp;
+        r->response_status = 200;
+        return;
+    }
     uint64_t bytes = (uint64_t)r->n_images * 3 * p->out_height * p->out_width *
                      tensor_dtype_size(r->dtype);
     kserve_response kr = {.model = p->name, .id = k->id, .n = r->n_images, .h = p->out_height,

@@ -140,6 +140,11 @@ static TRITONSERVER_Error *model_load(TRITONBACKEND_Model *model, model_state *m
         return errorf(TRITONSERVER_ERROR_INVALID_ARG,
                       "model %s: parameter profile: no profile \"%s\" in %s", m->name,
                       m->set.profile, dir);
+    if (m->prof->vlm.kind != VLM_NONE)
+        return errorf(TRITONSERVER_ERROR_UNSUPPORTED,
+                      "model %s: profile \"%s\" is a vision-language profile (variable-size "
+                      "arrays): the Triton backend serves fixed-size profiles; use the daemon's "
+                      "KServe v2 API for it (docs/vlm.md)", m->name, m->prof->name);
     if (m->prof->out_height != m->set.out_h || m->prof->out_width != m->set.out_w)
         return errorf(TRITONSERVER_ERROR_INVALID_ARG,
                       "model %s: output pixel_values dims [ 3, %d, %d ] differ from profile "

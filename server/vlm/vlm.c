@@ -47,6 +47,14 @@ const char *vlm_family_names(void)
     return list;
 }
 
+void vlm_write_meta(const profile *p, const vlm_image_plan *plans, int n, const out_layout *lay,
+                    uint8_t *base)
+{
+    const vlm_family *f = vlm_family_of(p->vlm.kind);
+    if (f->write_meta)
+        f->write_meta(p, plans, n, lay, base);
+}
+
 bool vlm_check_keys(const cJSON *o, const char *const *allowed, const char *where, cp_error *err)
 {
     const cJSON *e;
@@ -124,8 +132,8 @@ void vlm_batch_layout(const profile *p, const vlm_image_plan *plans, int n, tens
 {
     const vlm_family *f = vlm_family_of(p->vlm.kind);
     memset(lay, 0, sizeof *lay);
-    f->batch(p, plans, n, lay, image_byte); /* (element offsets for now) */
+    f->batch(p, plans, n, lay, image_byte); /* (element offsets) */
     out_layout_finish(lay, dt);
     for (int i = 0; i < n; i++)
-        image_byte[i] = lay->a[0].offset + image_byte[i] * tensor_dtype_size(dt);
+        image_byte[i] *= tensor_dtype_size(dt);
 }

@@ -31,7 +31,7 @@ typedef struct {
 
 /* How one image is processed, from its size alone (no pixels): also what POST /v1/plan
  * answers. */
-typedef struct {
+typedef struct vlm_image_plan_s {
     int src_w, src_h;          /* the image as decoded (after EXIF orientation) */
     /* llava pad_to_square: the image is first pasted at (pad_x, pad_y) on a pad_w x pad_h
      * canvas of vlm.background; the tiles then resize that canvas. pad_w = 0: no pre-pad. */
@@ -90,9 +90,12 @@ struct cJSON *vlm_profile_json(const profile *p);
 
 bool vlm_plan_image(const profile *p, reference_id ref, int w, int h, vlm_image_plan *out,
                     cp_error *err);
-/* The batch layout, finished, and each image's byte offset into pixel_values. */
+/* The batch layout, finished, and each image's byte offset from the start of pixel_values. */
 void vlm_batch_layout(const profile *p, const vlm_image_plan *plans, int n, tensor_dtype dt,
                       out_layout *lay, size_t *image_byte);
+/* The integer arrays of the batch, at base + each array's offset. */
+void vlm_write_meta(const profile *p, const vlm_image_plan *plans, int n, const out_layout *lay,
+                    uint8_t *base);
 
 /* Family helpers: the shared key readers of the "vlm" object and preprocessor configs. */
 bool vlm_get_int(const struct cJSON *o, const char *key, bool required, long long lo,
