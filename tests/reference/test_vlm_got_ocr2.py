@@ -220,6 +220,76 @@ def test_library_facts_the_family_relies_on(processors):
 
 
 # --------------------------------------------------------------------------------------------
+# POST /v1/plan
+# --------------------------------------------------------------------------------------------
+
+def _plan(daemon, datas: list[bytes], reference: str) -> dict:
+    r = daemon.session.post(daemon.url + "/v1/plan",
+                            params={"profile": PROFILE, "reference": reference},
+                            files=[(f"i{k}", d) for k, d in enumerate(datas)])
+    assert r.status_code == 200, describe_error(r)
+    return r.json()
+
+
+def _image_seq_length() -> int:
+    import inspect
+    from transformers import InternVLProcessor
+    return inspect.signature(InternVLProcessor.__init__).parameters["image_seq_length"].default
+
+
+PLAN_SIZES = ([(w, w) for w in range(625, 645)] + [(w, w) for w in range(945, 955)]
+              + [(2 * h, h) for h in (440, 448, 633, 634, 635, 700)]
+              + [(4000, 3000), (3000, 4000), (1, 1), (2, 3), (1, 6000), (6000, 1), (7000, 5),
+                 (448, 448), (896, 896), (1344, 448), (800, 300), (333, 500), (1920, 1080)]
+              + [tuple(int(v) for v in np.random.default_rng(18).integers(1, 5000, 2))
+                 for _ in range(60)])
+
+
+def test_plan_equals_the_library_grid_and_counts(daemon, processors):
+    """Header-only images of many sizes (grid ties, extremes): the tile grid is
+    get_optimal_tiled_canvas's, num_patches the library's get_number_of_image_patches,
+    vision_tokens InternVLProcessor's image_seq_length per tile, the tiles the grid's windows."""
+    from transformers.models.got_ocr2.image_processing_got_ocr2 import get_optimal_tiled_canvas
+    seq = _image_seq_length()
+    j = _plan(daemon, [images.png_header_only(w, h) for w, h in PLAN_SIZES], "transformers5")
+    assert len(j["images"]) == len(PLAN_SIZES)
+    total = 0
+    for (w, h), im in zip(PLAN_SIZES, j["images"]):
+        what = f"{w}x{h}"
+        assert (im["width"], im["height"]) == (w, h), what
+        cols, rows = get_optimal_tiled_canvas((h, w), (TILE, TILE), 1, 12)
+        n = processors["transformers5"].get_number_of_image_patches(
+            h, w, {"crop_to_patches": True})
+        assert n == processors["transformers5-pil"].get_number_of_image_patches(
+            h, w, {"crop_to_patches": True})
+        assert im["tile_grid"] == {"columns": cols, "rows": rows, "thumbnail": n > 1}, what
+        assert im["num_patches"] == n and im["vision_tokens"] == n * seq, what
+        want = [{"resized": [rows * TILE, cols * TILE],
+                 "window": [(t // cols) * TILE, (t % cols) * TILE, TILE, TILE]}
+                for t in range(cols * rows)]
+        if n > 1:
+            want.append({"resized": [TILE, TILE], "window": [0, 0, TILE, TILE]})
+        assert im["tiles"] == want, what
+        total += n
+    assert j["arrays"] == [
+        {"name": "pixel_values", "shape": [total, 3, TILE, TILE], "dtype": "float32"},
+        {"name": "num_patches", "shape": [len(PLAN_SIZES)], "dtype": "int64"}]
+
+
+@pytest.mark.parametrize("reference", REFERENCES)
+def test_plan_arrays_are_the_shapes_the_library_returns(daemon, processors, reference):
+    items = corpus()[::3]
+    datas = [d for _, d in items]
+    want = library(processors[reference], datas)
+    j = _plan(daemon, datas, reference)
+    assert j["reference"] == reference
+    assert [im["num_patches"] for im in j["images"]] == list(want["num_patches"])
+    assert j["arrays"] == [
+        {"name": k, "shape": list(want[k].shape), "dtype": str(want[k].dtype)}
+        for k in ("pixel_values", "num_patches")]
+
+
+# --------------------------------------------------------------------------------------------
 # Profile import
 # --------------------------------------------------------------------------------------------
 
