@@ -10,13 +10,14 @@ Every returned array is compared: pixel_values float32 max |diff| <= 1e-6, num_p
 images that are exactly a tile canvas (the library's resize is then an identity), square and
 2:1 images on both sides of the grid tie-break (area > 0.5 * tiles * 448^2), extreme aspect
 ratios (the grid clamps at 12x1 / 1x12; the library refuses none), alpha, gray, palette, CMYK.
-Also: the profile import of the published config gives the preset's settings, and POST /v1/plan
-equals the shapes the library produced."""
+Also: the profile import of the published config gives the preset's settings, POST /v1/plan
+equals the library's grid, counts and shapes, and KServe v2 answers both arrays."""
 from __future__ import annotations
 
 import functools
 import io
 import json
+import struct
 import subprocess
 import warnings
 
@@ -100,6 +101,8 @@ CORPUS_NAMES = [
     "horse_orig.png", "rgba_640x480.png", "la_500x333.png", "camera_orig.png",
     "gray_640x480.jpg", "gray_trns_500x333.png", "palette_trns_640x480.png",
     "cmyk_640x480.jpg", "rgba16_333x500.png",
+    # EXIF orientation 6: not applied (the profile's exif false; transformers ignores it)
+    "exif_o6_640x480.jpg",
 ]
 HUGE = "hubble_4000x3000_q90_420.jpg"
 CHUNK = 6
@@ -287,6 +290,41 @@ def test_plan_arrays_are_the_shapes_the_library_returns(daemon, processors, refe
     assert j["arrays"] == [
         {"name": k, "shape": list(want[k].shape), "dtype": str(want[k].dtype)}
         for k in ("pixel_values", "num_patches")]
+
+
+# --------------------------------------------------------------------------------------------
+# KServe v2
+# --------------------------------------------------------------------------------------------
+
+def test_v2_infer_answers_every_array(daemon, processors):
+    r = daemon.get(f"/v2/models/{PROFILE}")
+    assert r.status_code == 200, describe_error(r)
+    assert r.json()["outputs"] == [
+        {"name": "pixel_values", "datatype": "FP32", "shape": [-1, 3, TILE, TILE]},
+        {"name": "num_patches", "datatype": "INT64", "shape": [-1]}]
+    names = ["rgba_640x480.png", "px_1x1.png", "coffee_1000x667.png"]
+    datas = [images.get(n).data for n in names]
+    payload = b"".join(struct.pack("<I", len(d)) + d for d in datas)
+    head = json.dumps({
+        "inputs": [{"name": "images", "datatype": "BYTES", "shape": [len(datas)],
+                    "parameters": {"binary_data_size": len(payload)}}],
+        "outputs": [{"name": "pixel_values", "parameters": {"binary_data": True}},
+                    {"name": "num_patches", "parameters": {"binary_data": True}}],
+        "parameters": {"reference": "transformers5-pil"}}).encode()
+    r = daemon.request("POST", f"/v2/models/{PROFILE}/infer", data=head + payload,
+                       headers={"Inference-Header-Content-Length": str(len(head)),
+                                "Content-Type": "application/octet-stream"})
+    assert r.status_code == 200, describe_error(r)
+    n = int(r.headers["Inference-Header-Content-Length"])
+    meta, at, got = json.loads(r.content[:n]), n, {}
+    for o in meta["outputs"]:
+        size = o["parameters"]["binary_data_size"]
+        dt = {"FP32": np.float32, "INT64": np.int64}[o["datatype"]]
+        got[o["name"]] = np.frombuffer(r.content[at:at + size], dtype=dt).reshape(o["shape"])
+        at += size
+    assert at == len(r.content)
+    want = library(processors["transformers5-pil"], datas)
+    assert not compare(got, want, names, "v2")
 
 
 # --------------------------------------------------------------------------------------------
