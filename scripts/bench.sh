@@ -8,6 +8,8 @@
 #                                  in-process; needs a GPU)
 #        scripts/bench.sh --cache [--seconds S] [--classes ...]  (the content cache on vs off,
 #                                  the same images repeated, over HTTP)
+#        scripts/bench.sh --vlm  (vision-language profiles: the daemon's CPU-ms per image
+#                                  against transformers 5's processors, both backends)
 #        scripts/bench.sh --entropy  (what the hybrid JPEG decode leaves on the CPU: entropy
 #                                  decoding + copy into staging, vs a full libjpeg decode, one
 #                                  core; runs anywhere)
@@ -26,6 +28,11 @@ if [[ ${1:-} == --gpu ]]; then
     done
   done
   exit 0
+fi
+if [[ ${1:-} == --vlm ]]; then
+  shift
+  make -s venv-ref >/dev/null
+  exec .venv-ref/bin/python scripts/bench_vlm.py "$@"
 fi
 if [[ ${1:-} == --entropy ]]; then
   # one core, same images, same run: the CPU executor's whole per-image work (decode + exact

@@ -170,12 +170,6 @@ static bool hf_class_of(const cJSON *root, const hf_class **cls, char *type, siz
                 *cls = &HF_CLASSES[i];
                 return true;
             }
-    if (stripped && strcmp(base, "Siglip2") == 0)
-        return cp_fail(err, CP_ERR_CONFIG,
-                       "key \"%s\": \"%.60s\" is SigLIP 2 NaFlex (variable resolution, patch "
-                       "sequences), not supported; the fixed-resolution SigLIP 2 checkpoints ship "
-                       "SiglipImageProcessor",
-                       key, t->valuestring);
     return cp_fail(err, CP_ERR_CONFIG,
                    "key \"%s\": \"%.60s\" is not supported (supported: CLIPImageProcessor, "
                    "SiglipImageProcessor, ViTImageProcessor, their Fast/Pil forms and "
@@ -260,6 +254,8 @@ static const char *const HF_KEYS[] = {
 static void hf_class_base(const cJSON *root, char *base, size_t cap)
 {
     const cJSON *t = given(root, "image_processor_type");
+    if (!t)
+        t = given(root, "feature_extractor_type");
     base[0] = 0;
     if (!cJSON_IsString(t))
         return;

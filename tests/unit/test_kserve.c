@@ -516,8 +516,15 @@ TEST(errors_header_length)
 
 TEST(errors_outputs)
 {
-    CHECK_ERR(IN_JSON_OUT("[1]", "[\"a\"]", "[{\"name\":\"output0\"}]"), NULL, CP_ERR_BAD_REQUEST,
-              "unknown output \"output0\"");
+    /* names other than pixel_values are a VLM model's other arrays: the route checks them */
+    CHECK_ERR(IN_JSON_OUT("[1]", "[\"a\"]", "[{\"name\":\"o\"},{\"name\":\"o\"}]"), NULL,
+              CP_ERR_BAD_REQUEST, "output \"o\" is requested more than once");
+    CHECK_ERR(IN_JSON_OUT("[1]", "[\"a\"]", "[{\"name\":\"a\"},{\"name\":\"b\"},{\"name\":\"c\"},"
+                          "{\"name\":\"d\"},{\"name\":\"e\"}]"),
+              NULL, CP_ERR_BAD_REQUEST, "unknown output \"e\"");
+    CHECK_ERR(IN_JSON_OUT("[1]", "[\"a\"]", "[{\"name\":\"o\",\"parameters\":{"
+                          "\"shared_memory_region\":\"r\"}}]"),
+              NULL, CP_ERR_BAD_REQUEST, "shared memory outputs are not available");
     CHECK_ERR(IN_JSON_OUT("[1]", "[\"a\"]", "[{\"name\":\"pixel_values\"},{\"name\":\"pixel_values\"}]"),
               NULL, CP_ERR_BAD_REQUEST, "more than once");
     CHECK_ERR(IN_JSON_OUT("[1]", "[\"a\"]", "{\"name\":\"pixel_values\"}"), NULL,

@@ -211,10 +211,16 @@ TEST(hf_refusals_name_the_key)
         }
     }
     /* processor types */
-    CHECK(!hf("{\"image_processor_type\": \"Siglip2ImageProcessor\"}", &p, &e));
-    CHECK(has(&e, "image_processor_type") && has(&e, "NaFlex"));
-    CHECK(!hf("{\"image_processor_type\": \"Siglip2ImageProcessorFast\"}", &p, &e));
-    CHECK(has(&e, "NaFlex"));
+    /* SigLIP 2 NaFlex is its VLM family's (vlm/siglip2_naflex.c): the class defaults */
+    CHECK(hf("{\"image_processor_type\": \"Siglip2ImageProcessor\"}", &p, &e));
+    CHECK(p.vlm.kind == VLM_SIGLIP2_NAFLEX && p.vlm.patch_size == 16 &&
+          p.vlm.max_num_patches == 256 && p.filter == FILTER_BILINEAR);
+    CHECK(hf("{\"image_processor_type\": \"Siglip2ImageProcessorFast\", "
+             "\"max_num_patches\": 1024}", &p, &e));
+    CHECK(p.vlm.kind == VLM_SIGLIP2_NAFLEX && p.vlm.max_num_patches == 1024);
+    CHECK(!hf("{\"image_processor_type\": \"Siglip2ImageProcessor\", \"do_resize\": false}",
+              &p, &e));
+    CHECK(has(&e, "do_resize"));
     CHECK(!hf("{\"image_processor_type\": \"DetrImageProcessor\"}", &p, &e));
     CHECK(has(&e, "image_processor_type") && has(&e, "DetrImageProcessor") &&
           has(&e, "not supported"));

@@ -1,0 +1,135 @@
+"""Vision-language profiles through every answer format, consistent with each other: npz, json,
+shm (each array at its offset in the leased slot), KServe v2 binary and JSON (tritonclient),
+/v1/plan, and the errors particular to them. Exactness against transformers is in
+tests/reference/test_vlm_*.py; this file has no torch and also runs under ASan."""
+import io
+import mmap
+import os
+
+import numpy as np
+import pytest
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+import images
+from conftest import assert_error, describe_error
+
+# every shipped VLM preset (config/profiles/*.json with a "vlm" key)
+VLM_PRESETS = ["siglip2-naflex"]
+PARTS = [images.get("astronaut_640x480_q90_420.jpg").data, images.get("odd_17x9.jpg").data,
+         images.get("rgba_640x480.png").data]
+
+
+def _npz(r) -> dict:
+    assert r.status_code == 200, describe_error(r)
+    z = np.load(io.BytesIO(r.content))
+    return {k: z[k] for k in z.files}
+
+
+def _from_json(j) -> dict:
+    out = {}
+    for a in j["arrays"]:
+        out[a["name"]] = np.array(a["data"], dtype=a["dtype"]).reshape(a["shape"])
+    return out
+
+
+def _from_shm(j) -> dict:
+    fd = os.open("/dev/shm/" + j["shm"]["key"].lstrip("/"), os.O_RDONLY)
+    try:
+        m = mmap.mmap(fd, os.fstat(fd).st_size, prot=mmap.PROT_READ)
+    finally:
+        os.close(fd)
+    base = j["shm"]["offset"]
+    out = {}
+    for a in j["arrays"]:
+        assert a["offset"] % 64 == 0, a
+        assert a["offset"] + a["byte_size"] <= j["shm"]["byte_size"], a
+        raw = m[base + a["offset"]: base + a["offset"] + a["byte_size"]]
+        out[a["name"]] = np.frombuffer(raw, dtype=a["dtype"]).reshape(a["shape"]).copy()
+    m.close()
+    return out
+
+
+def _same(a: dict, b: dict):
+    assert list(a) == list(b), (list(a), list(b))
+    for k in a:
+        assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape, (k, a[k].shape, b[k].shape)
+        assert np.array_equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("profile", VLM_PRESETS)
+def test_every_format_gives_the_same_arrays(daemon, profile, tmp_path):
+    want = _npz(daemon.post_batch(PARTS, profile=profile))  # npz is the default
+    assert list(want)[0] == "pixel_values"
+    _same(want, _from_json(daemon.post_batch(PARTS, profile=profile, format="json").json()))
+    r = daemon.post_batch(PARTS, profile=profile, format="shm")
+    assert r.status_code == 200, describe_error(r)
+    j = r.json()
+    _same(want, _from_shm(j))
+    assert daemon.session.delete(f"{daemon.url}/v1/leases/{j['lease']['id']}").status_code == 200
+    half = _npz(daemon.post_batch(PARTS, profile=profile, dtype="float16"))
+    assert half["pixel_values"].dtype == np.float16
+    assert np.array_equal(half["pixel_values"], want["pixel_values"].astype(np.float16))
+    for k in list(want)[1:]:
+        assert np.array_equal(half[k], want[k])
+    # one image alone gives its own part of the batch's arrays' first image (same geometry)
+    single = _npz(daemon.post(PARTS[1], profile=profile))
+    assert single["pixel_values"].shape[-1] == want["pixel_values"].shape[-1]
+
+
+@pytest.mark.parametrize("profile", VLM_PRESETS)
+def test_plan_gives_the_shapes_preprocess_answers(daemon, profile):
+    r = daemon.session.post(daemon.url + "/v1/plan", params={"profile": profile},
+                            files=[(f"i{k}", p) for k, p in enumerate(PARTS)])
+    assert r.status_code == 200, describe_error(r)
+    plan = r.json()
+    got = _npz(daemon.post_batch(PARTS, profile=profile))
+    assert [a["name"] for a in plan["arrays"]] == list(got)
+    for a in plan["arrays"]:
+        assert tuple(a["shape"]) == got[a["name"]].shape and a["dtype"] == str(got[a["name"]].dtype)
+    assert [(i["width"], i["height"]) for i in plan["images"]] == [(640, 480), (17, 9), (640, 480)]
+    for im in plan["images"]:
+        assert im["tiles"] and all(len(t["resized"]) == 2 and len(t["window"]) == 4
+                                   for t in im["tiles"])
+
+
+@pytest.mark.parametrize("profile", VLM_PRESETS)
+def test_kserve_v2_one_output_per_array(daemon, profile):
+    want = _npz(daemon.post_batch(PARTS, profile=profile))
+    c = httpclient.InferenceServerClient(f"{daemon.host}:{daemon.port}")
+    meta = c.get_model_metadata(profile)
+    assert [o["name"] for o in meta["outputs"]] == list(want)
+    assert all(-1 in o["shape"] for o in meta["outputs"]), meta
+    for binary in (True, False):
+        inp = httpclient.InferInput("images", [len(PARTS)], "BYTES")
+        inp.set_data_from_numpy(np.array(PARTS, dtype=np.object_), binary_data=True)
+        outs = [httpclient.InferRequestedOutput(n, binary_data=binary) for n in want]
+        res = c.infer(profile, [inp], outputs=outs)
+        for n in want:
+            assert np.array_equal(res.as_numpy(n), want[n]), (n, binary)
+    inp = httpclient.InferInput("images", [1], "BYTES")
+    inp.set_data_from_numpy(np.array(PARTS[:1], dtype=np.object_), binary_data=True)
+    with pytest.raises(InferenceServerException, match="unknown output"):
+        c.infer(profile, [inp], outputs=[httpclient.InferRequestedOutput("nope")])
+
+
+@pytest.mark.parametrize("profile", VLM_PRESETS)
+def test_what_a_vlm_profile_refuses(daemon, profile):
+    img = PARTS[0]
+    body = assert_error(daemon.post(img, profile=profile, format="npy"), 400, "invalid_parameter")
+    assert "npz" in body["message"], body
+    assert_error(daemon.post(img, profile=profile, format="cuda_ipc"), 400, "invalid_parameter")
+    assert_error(daemon.post(img, profile=profile, params={"mode": "fast"}), 400,
+                 "invalid_parameter")
+    assert_error(daemon.post(img, profile=profile, params={"reference": "transformers4"}), 400,
+                 "invalid_parameter")
+    assert_error(daemon.post_batch([img, b"junk"], profile=profile), 415, "unsupported_format",
+                 index=1)
+
+
+def test_classic_model_still_has_one_output(daemon):
+    c = httpclient.InferenceServerClient(f"{daemon.host}:{daemon.port}")
+    inp = httpclient.InferInput("images", [1], "BYTES")
+    inp.set_data_from_numpy(np.array(PARTS[:1], dtype=np.object_), binary_data=True)
+    with pytest.raises(InferenceServerException, match="only output is \"pixel_values\""):
+        c.infer("clip-224", [inp], outputs=[httpclient.InferRequestedOutput("image_grid_thw")])
