@@ -162,3 +162,14 @@ def test_classic_model_still_has_one_output(daemon):
     inp.set_data_from_numpy(np.array(PARTS[:1], dtype=np.object_), binary_data=True)
     with pytest.raises(InferenceServerException, match="only output is \"pixel_values\""):
         c.infer("clip-224", [inp], outputs=[httpclient.InferRequestedOutput("image_grid_thw")])
+
+
+def test_llava_pad_canvas_counts_against_max_pixels(daemon_factory):
+    """LLaVA-1.5 pastes the image on a max(w, h) square before resizing: that canvas is
+    scratch memory of the decoded size, held to max_pixels like a decoded image."""
+    d = daemon_factory({"max_pixels": 500_000})
+    thin = images.get("thin_1000x3.png").data  # 3000 pixels, a 1000x1000 canvas
+    body = assert_error(d.post(thin, profile="llava-1.5"), 413, "image_too_large", index=0)
+    assert "1000x1000" in body["message"] and "max_pixels" in body["message"], body
+    assert d.post(images.get("odd_17x9.jpg").data, profile="llava-1.5").status_code == 200
+    assert d.post(thin, profile="siglip2-naflex").status_code == 200  # no canvas there
