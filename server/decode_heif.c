@@ -22,8 +22,10 @@
  *      float) + interleave; monochrome without alpha -> the luma plane as Pillow's "L".
  * pillow-heif then resets the EXIF orientation to 1 (the transforms are already applied), so
  * the orientation reported here is always 1 and `exif=1` changes nothing.
- * Refused (415): bit depths above 8 (pillow-heif converts them with libheif's HDR path, not
- * reproduced), premultiplied alpha, matrix coefficients 11-14, items other than hvc1/grid. */
+ * 10/12-bit colour images go through the same steps at their depth and are shifted to 8 bits
+ * where libheif's pipeline does it (pillow-heif's convert_hdr_to_8bit).
+ * Refused (415): monochrome above 8 bits (pillow-heif's "I;16"), alpha above 8 bits,
+ * premultiplied alpha, matrix coefficients 11-14, items other than hvc1/grid. */
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -452,6 +454,8 @@ static int clap_bottom(const clap_box *c, uint32_t h)
 
 enum { CH_MONO = 0, CH_420 = 1, CH_422 = 2, CH_444 = 3 };
 
+typedef uint16_t px; /* samples of any bit depth (libheif: uint8_t or uint16_t planes) */
+
 typedef struct {
     uint16_t primaries, transfer, matrix;
     bool full_range;
@@ -461,8 +465,9 @@ typedef struct {
     uint32_t w, h;
     int chroma;
     uint32_t cw, ch;  /* chroma plane size */
-    uint8_t *p[3];    /* Y, Cb, Cr (tightly packed); Cb/Cr NULL for mono */
-    uint8_t *alpha;   /* w x h or NULL */
+    int bits;         /* 8..16 */
+    px *p[3];         /* Y, Cb, Cr (tightly packed); Cb/Cr NULL for mono */
+    uint8_t *alpha;   /* w x h or NULL (8-bit) */
     nclx n;
 } yuv;
 
@@ -489,10 +494,10 @@ static bool yuv_alloc(yuv *im, uint32_t w, uint32_t h, int chroma, cp_error *err
     im->h = h;
     im->chroma = chroma;
     chroma_size(chroma, w, h, &im->cw, &im->ch);
-    im->p[0] = malloc((size_t)w * h);
+    im->p[0] = malloc((size_t)w * h * sizeof(px));
     if (chroma != CH_MONO) {
-        im->p[1] = malloc((size_t)im->cw * im->ch);
-        im->p[2] = malloc((size_t)im->cw * im->ch);
+        im->p[1] = malloc((size_t)im->cw * im->ch * sizeof(px));
+        im->p[2] = malloc((size_t)im->cw * im->ch * sizeof(px));
     }
     if (!im->p[0] || (chroma != CH_MONO && (!im->p[1] || !im->p[2]))) {
         yuv_free(im);
@@ -523,47 +528,47 @@ static bool to_444(yuv *im, cp_error *err)
         return cp_fail(err, CP_ERR_UNSUPPORTED_FORMAT,
                        "heic: transform of a subsampled image with matrix coefficients 0");
     uint32_t w = im->w, h = im->h, is = im->cw;
-    uint8_t *oc[2];
-    oc[0] = malloc((size_t)w * h);
-    oc[1] = malloc((size_t)w * h);
+    px *oc[2];
+    oc[0] = malloc((size_t)w * h * sizeof(px));
+    oc[1] = malloc((size_t)w * h * sizeof(px));
     if (!oc[0] || !oc[1]) {
         free(oc[0]);
         free(oc[1]);
         return cp_fail(err, CP_ERR_INTERNAL, "out of memory");
     }
     for (int c = 0; c < 2; c++) {
-        const uint8_t *in = im->p[1 + c];
-        uint8_t *out = oc[c];
-        memset(out, 0, (size_t)w * h);
+        const px *in = im->p[1 + c];
+        px *out = oc[c];
+        memset(out, 0, (size_t)w * h * sizeof(px));
         if (im->chroma == CH_420) {
             out[0] = in[0];
             for (uint32_t cx = 0; cx < (w - 1) / 2; cx++) { /* (cx / 2: as in libheif) */
-                out[2 * cx + 1] = (uint8_t)((3 * in[cx / 2] + 1 * in[cx / 2 + 1] + 2) / 4);
-                out[2 * cx + 2] = (uint8_t)((1 * in[cx / 2] + 3 * in[cx / 2 + 1] + 2) / 4);
+                out[2 * cx + 1] = (px)((3 * in[cx / 2] + 1 * in[cx / 2 + 1] + 2) / 4);
+                out[2 * cx + 2] = (px)((1 * in[cx / 2] + 3 * in[cx / 2 + 1] + 2) / 4);
             }
             if (w % 2 == 0)
                 out[w - 1] = in[w / 2 - 1];
             for (uint32_t cy = 0; cy < (h - 1) / 2; cy++) {
                 out[(2 * cy + 1) * w] =
-                    (uint8_t)((3 * in[cy / 2 * is] + 1 * in[(cy / 2 + 1) * is] + 2) / 4);
+                    (px)((3 * in[cy / 2 * is] + 1 * in[(cy / 2 + 1) * is] + 2) / 4);
                 out[(2 * cy + 2) * w] =
-                    (uint8_t)((1 * in[cy / 2 * is] + 3 * in[(cy / 2 + 1) * is] + 2) / 4);
+                    (px)((1 * in[cy / 2 * is] + 3 * in[(cy / 2 + 1) * is] + 2) / 4);
             }
             if (h % 2 == 0)
                 out[(h - 1) * w] = in[(h / 2 - 1) * is];
             if (w % 2 == 0)
                 for (uint32_t cy = 0; cy < (h - 1) / 2; cy++) {
-                    const uint8_t *a = in + cy / 2 * is + w / 2 - 1, *b = a + is;
-                    out[(2 * cy + 1) * w + w - 1] = (uint8_t)((3 * *a + 1 * *b + 2) / 4);
-                    out[(2 * cy + 2) * w + w - 1] = (uint8_t)((1 * *a + 3 * *b + 2) / 4);
+                    const px *a = in + cy / 2 * is + w / 2 - 1, *b = a + is;
+                    out[(2 * cy + 1) * w + w - 1] = (px)((3 * *a + 1 * *b + 2) / 4);
+                    out[(2 * cy + 2) * w + w - 1] = (px)((1 * *a + 3 * *b + 2) / 4);
                 }
             if (h % 2 == 0)
                 for (uint32_t cx = 0; cx < (w - 1) / 2; cx++) {
-                    const uint8_t *row = in + (h / 2 - 1) * is;
+                    const px *row = in + (h / 2 - 1) * is;
                     out[(h - 1) * w + 2 * cx + 1] =
-                        (uint8_t)((3 * row[cx / 2] + 1 * row[cx / 2 + 1] + 2) / 4);
+                        (px)((3 * row[cx / 2] + 1 * row[cx / 2 + 1] + 2) / 4);
                     out[(h - 1) * w + 2 * cx + 2] =
-                        (uint8_t)((1 * row[cx / 2] + 3 * row[cx / 2 + 1] + 2) / 4);
+                        (px)((1 * row[cx / 2] + 3 * row[cx / 2 + 1] + 2) / 4);
                 }
             if (w % 2 == 0 && h % 2 == 0)
                 out[(h - 1) * w + w - 1] = in[(h / 2 - 1) * is + w / 2 - 1];
@@ -572,12 +577,12 @@ static bool to_444(yuv *im, cp_error *err)
                     uint32_t cx = x / 2, cy = y / 2;
                     int c00 = in[cy * is + cx], c01 = in[cy * is + cx + 1];
                     int c10 = in[(cy + 1) * is + cx], c11 = in[(cy + 1) * is + cx + 1];
-                    out[y * w + x] = (uint8_t)((c00 * 9 + c01 * 3 + c10 * 3 + c11 + 8) / 16);
-                    out[y * w + x + 1] = (uint8_t)((c00 * 3 + c01 * 9 + c10 + c11 * 3 + 8) / 16);
+                    out[y * w + x] = (px)((c00 * 9 + c01 * 3 + c10 * 3 + c11 + 8) / 16);
+                    out[y * w + x + 1] = (px)((c00 * 3 + c01 * 9 + c10 + c11 * 3 + 8) / 16);
                     out[(y + 1) * w + x] =
-                        (uint8_t)((c00 * 3 + c01 + c10 * 9 + c11 * 3 + 8) / 16);
+                        (px)((c00 * 3 + c01 + c10 * 9 + c11 * 3 + 8) / 16);
                     out[(y + 1) * w + x + 1] =
-                        (uint8_t)((c00 + c01 * 3 + c10 * 3 + c11 * 9 + 8) / 16);
+                        (px)((c00 + c01 * 3 + c10 * 3 + c11 * 9 + 8) / 16);
                 }
         } else {
             for (uint32_t y = 0; y < h; y++) {
@@ -586,8 +591,8 @@ static bool to_444(yuv *im, cp_error *err)
                     out[y * w + w - 1] = in[y * is + w / 2 - 1];
                 for (uint32_t x = 1; x + 1 < w; x += 2) {
                     int c0 = in[y * is + x / 2], c1 = in[y * is + x / 2 + 1];
-                    out[y * w + x] = (uint8_t)((c0 * 3 + c1 + 2) / 4);
-                    out[y * w + x + 1] = (uint8_t)((c0 + c1 * 3 + 2) / 4);
+                    out[y * w + x] = (px)((c0 * 3 + c1 + 2) / 4);
+                    out[y * w + x + 1] = (px)((c0 + c1 * 3 + 2) / 4);
                 }
             }
         }
@@ -603,10 +608,10 @@ static bool to_444(yuv *im, cp_error *err)
     return true;
 }
 
-static bool plane_rotate(uint8_t **pp, uint32_t w, uint32_t h, int angle)
+static bool plane_rotate(px **pp, uint32_t w, uint32_t h, int angle)
 {
-    const uint8_t *in = *pp;
-    uint8_t *out = malloc((size_t)w * h);
+    const px *in = *pp;
+    px *out = malloc((size_t)w * h * sizeof(px));
     if (!out)
         return false;
     if (angle == 270) { /* out is h wide */
@@ -656,19 +661,19 @@ static bool yuv_rotate_ccw(yuv *im, int angle, cp_error *err)
     return true;
 }
 
-static void plane_mirror(uint8_t *d, uint32_t w, uint32_t h, bool horizontal)
+static void plane_mirror(px *d, uint32_t w, uint32_t h, bool horizontal)
 {
     if (horizontal) {
         for (uint32_t y = 0; y < h; y++)
             for (uint32_t x = 0; x < w / 2; x++) {
-                uint8_t t = d[y * w + x];
+                px t = d[y * w + x];
                 d[y * w + x] = d[y * w + w - 1 - x];
                 d[y * w + w - 1 - x] = t;
             }
     } else {
         for (uint32_t y = 0; y < h / 2; y++)
             for (uint32_t x = 0; x < w; x++) {
-                uint8_t t = d[y * w + x];
+                px t = d[y * w + x];
                 d[y * w + x] = d[(h - 1 - y) * w + x];
                 d[(h - 1 - y) * w + x] = t;
             }
@@ -690,14 +695,14 @@ static bool yuv_mirror(yuv *im, bool horizontal, cp_error *err)
     return true;
 }
 
-static bool plane_crop(uint8_t **pp, uint32_t w, uint32_t l, uint32_t r, uint32_t t, uint32_t b)
+static bool plane_crop(px **pp, uint32_t w, uint32_t l, uint32_t r, uint32_t t, uint32_t b)
 {
     uint32_t ow = r - l + 1, oh = b - t + 1;
-    uint8_t *out = malloc((size_t)ow * oh);
+    px *out = malloc((size_t)ow * oh * sizeof(px));
     if (!out)
         return false;
     for (uint32_t y = t; y <= b; y++)
-        memcpy(out + (size_t)(y - t) * ow, *pp + (size_t)y * w + l, ow);
+        memcpy(out + (size_t)(y - t) * ow, *pp + (size_t)y * w + l, ow * sizeof(px));
     free(*pp);
     *pp = out;
     return true;
@@ -942,13 +947,14 @@ static bool decode_hvc1(const heif_file *f, uint32_t id, yuv *out, cp_error *err
                            : dc == de265_chroma_422  ? CH_422
                                                      : CH_444;
                 int np = chroma == CH_MONO ? 1 : 3;
+                int bits = de265_get_bits_per_pixel(img, 0);
                 for (int c = 0; c < np; c++)
-                    if (de265_get_bits_per_pixel(img, c) != 8) {
+                    if (de265_get_bits_per_pixel(img, c) != bits || bits < 8 || bits > 16) {
                         de265_release_next_picture(ctx);
                         de265_free_decoder(ctx);
                         return cp_fail(err, CP_ERR_UNSUPPORTED_FORMAT,
-                                       "heic: %d-bit images are not supported (8-bit only)",
-                                       de265_get_bits_per_pixel(img, c));
+                                       "heic: %d-bit luma with %d-bit chroma is not supported",
+                                       bits, de265_get_bits_per_pixel(img, c));
                     }
                 int w = de265_get_image_width(img, 0), h = de265_get_image_height(img, 0);
                 if (w <= 0 || h <= 0) {
@@ -972,9 +978,17 @@ static bool decode_hvc1(const heif_file *f, uint32_t id, yuv *out, cp_error *err
                         yuv_free(out);
                         return fail_inv(err, "HEVC chroma plane of an unexpected size");
                     }
-                    for (uint32_t y = 0; y < ph; y++)
-                        memcpy(out->p[c] + (size_t)y * pw, src + (size_t)y * stride, pw);
+                    for (uint32_t y = 0; y < ph; y++) {
+                        const uint8_t *row = src + (size_t)y * stride;
+                        px *o = out->p[c] + (size_t)y * pw;
+                        if (bits == 8)
+                            for (uint32_t x = 0; x < pw; x++)
+                                o[x] = row[x];
+                        else
+                            memcpy(o, row, pw * sizeof(px)); /* libde265: host-order uint16 */
+                    }
                 }
+                out->bits = bits;
                 out->n.primaries = (uint16_t)de265_get_image_colour_primaries(img);
                 out->n.transfer = (uint16_t)de265_get_image_transfer_characteristics(img);
                 out->n.matrix = (uint16_t)de265_get_image_matrix_coefficients(img);
@@ -1052,8 +1066,9 @@ static bool decode_grid(const heif_file *f, uint32_t id, yuv *out, cp_error *err
                     break;
                 }
                 out->n = t.n;
+                out->bits = t.bits;
                 tile_h = t.h;
-            } else if (t.chroma != out->chroma) {
+            } else if (t.chroma != out->chroma || t.bits != out->bits) {
                 yuv_free(&t);
                 ok = fail_inv(err, "grid tiles with different chroma formats");
                 break;
@@ -1087,7 +1102,8 @@ static bool decode_grid(const heif_file *f, uint32_t id, yuv *out, cp_error *err
                 if (chh > dh - ys)
                     chh = dh - ys;
                 for (uint32_t y = 0; y < chh; y++)
-                    memcpy(out->p[p] + (size_t)(ys + y) * dw + xs, t.p[p] + (size_t)y * sw, cw);
+                    memcpy(out->p[p] + (size_t)(ys + y) * dw + xs, t.p[p] + (size_t)y * sw,
+                           cw * sizeof(px));
             }
             x0 += t.w;
             yuv_free(&t);
@@ -1235,9 +1251,14 @@ bool decode_heif_header(const uint8_t *data, size_t len, image_header *hdr, cp_e
     if (!hv || hv->n < 23)
         return fail_inv(err, "HEVC item without hvcC");
     int chroma = hv->p[16] & 3, depth = (hv->p[17] & 7) + 8, cdepth = (hv->p[18] & 7) + 8;
-    if (depth != 8 || (chroma != 0 && cdepth != 8))
+    if (chroma != 0 && cdepth != depth)
         return cp_fail(err, CP_ERR_UNSUPPORTED_FORMAT,
-                       "heic: %d-bit images are not supported (8-bit only)", depth);
+                       "heic: %d-bit luma with %d-bit chroma is not supported", depth, cdepth);
+    if (chroma == 0 && depth > 8 && !hi.alpha_id) /* Pillow "I;16", whose convert("RGB")
+                                                      clips every value above 255 to white */
+        return cp_fail(err, CP_ERR_UNSUPPORTED_FORMAT,
+                       "heic: %d-bit monochrome is not supported (pillow-heif opens it as "
+                       "16-bit I;16, which Pillow converts to RGB by clipping at 255)", depth);
     hdr->width = (int)hi.out_w;
     hdr->height = (int)hi.out_h;
     hdr->orientation = 1; /* pillow-heif applied irot/imir and reset the EXIF orientation */
@@ -1329,38 +1350,49 @@ static yuv_coeffs coeffs_of(uint16_t matrix)
 }
 
 static inline uint8_t clip_int_u8(int x) { return (uint8_t)(x < 0 ? 0 : x > 255 ? 255 : x); }
-static inline uint8_t clip_f_u8(float fx)
+
+static inline uint16_t clip_f_u16(float fx, int32_t maxi)
 {
     long x = (long)(fx + 0.5f);
-    return (uint8_t)(x < 0 ? 0 : x > 255 ? 255 : x);
+    return (uint16_t)(x < 0 ? 0 : x > maxi ? maxi : x);
 }
 
-/* Writes RGB (bpp 3) or RGBA (bpp 4, alpha from im->alpha or 255) for the top-left ow x oh. */
+/* Writes RGB (bpp 3) or RGBA (bpp 4, alpha from im->alpha or 255) for the top-left ow x oh.
+ * The pipeline libheif 1.20's Dijkstra search picks for 8-bit interleaved output with
+ * pillow-heif's options (convert_hdr_to_8bit, bilinear preferred but not exclusive):
+ *   8-bit 4:2:0 full range (matrix not 0/8/11-14): Op_YCbCr420_to_RGB24/32;
+ *   more bits, 4:2:0 full range: Op_to_sdr_planes (>> bits-8), then the same;
+ *   anything else: Op_YCbCr_to_RGB<uint8_t / uint16_t> at the coded depth (float, nearest
+ *   chroma), Op_to_sdr_planes when more than 8 bits, Op_RGB_to_RGB24_32;
+ *   monochrome (8-bit): the luma plane (Pillow's "L", or Op_mono_to_RGB24_32 with alpha). */
 static void to_rgb(const yuv *im, uint8_t *dst, int bpp, uint32_t ow, uint32_t oh)
 {
     const nclx n = im->n, st = nclx_defaults_replaced(im->n);
+    const int down = im->bits - 8; /* Op_to_sdr_planes: a plain shift */
     if (im->chroma == CH_MONO) {
         for (uint32_t y = 0; y < oh; y++)
             for (uint32_t x = 0; x < ow; x++) {
-                uint8_t *o = dst + ((size_t)y * ow + x) * bpp, v = im->p[0][(size_t)y * im->w + x];
+                uint8_t *o = dst + ((size_t)y * ow + x) * bpp;
+                uint8_t v = (uint8_t)(im->p[0][(size_t)y * im->w + x] >> down);
                 o[0] = o[1] = o[2] = v;
                 if (bpp == 4)
                     o[3] = im->alpha ? im->alpha[(size_t)y * im->w + x] : 255;
             }
         return;
     }
-    const uint8_t *Y = im->p[0], *Cb = im->p[1], *Cr = im->p[2];
+    const px *Y = im->p[0], *Cb = im->p[1], *Cr = im->p[2];
     uint32_t w = im->w, cs = im->cw;
     int sh = im->chroma == CH_420 || im->chroma == CH_422, sv = im->chroma == CH_420;
     yuv_coeffs k = coeffs_of(n.matrix);
     if (im->chroma == CH_420 && st.matrix != 0 && st.matrix != 8 && st.full_range) {
-        /* Op_YCbCr420_to_RGB24 / Op_YCbCr420_to_RGB32 */
+        /* (Op_to_sdr_planes,) Op_YCbCr420_to_RGB24 / Op_YCbCr420_to_RGB32 */
         int r_cr = (int)lroundf(256 * k.r_cr), g_cr = (int)lroundf(256 * k.g_cr);
         int g_cb = (int)lroundf(256 * k.g_cb), b_cb = (int)lroundf(256 * k.b_cb);
         for (uint32_t y = 0; y < oh; y++)
             for (uint32_t x = 0; x < ow; x++) {
-                int cb = Cb[(y / 2) * cs + x / 2] - 128, cr = Cr[(y / 2) * cs + x / 2] - 128;
-                int yv = Y[(size_t)y * w + x];
+                int cb = (Cb[(y / 2) * cs + x / 2] >> down) - 128;
+                int cr = (Cr[(y / 2) * cs + x / 2] >> down) - 128;
+                int yv = Y[(size_t)y * w + x] >> down;
                 uint8_t *o = dst + ((size_t)y * ow + x) * bpp;
                 o[0] = clip_int_u8(yv + ((r_cr * cr + 128) >> 8));
                 o[1] = clip_int_u8(yv + ((g_cb * cb + g_cr * cr + 128) >> 8));
@@ -1370,39 +1402,46 @@ static void to_rgb(const yuv *im, uint8_t *dst, int bpp, uint32_t ow, uint32_t o
             }
         return;
     }
-    /* Op_YCbCr_to_RGB<uint8_t> (nearest chroma), then Op_RGB_to_RGB24_32 */
-    const float off = 16.0f;
+    /* Op_YCbCr_to_RGB<Pixel> (nearest chroma) at the coded depth, (Op_to_sdr_planes,)
+     * Op_RGB_to_RGB24_32 */
+    const int half = 1 << (im->bits - 1);
+    const int32_t full = (1 << im->bits) - 1;
+    const float off = (float)(16 << (im->bits - 8));
     for (uint32_t y = 0; y < oh; y++)
         for (uint32_t x = 0; x < ow; x++) {
             size_t ci = (size_t)(y >> sv) * cs + (x >> sh);
             int yi = Y[(size_t)y * w + x], cbi = Cb[ci], cri = Cr[ci];
-            uint8_t *o = dst + ((size_t)y * ow + x) * bpp;
+            int r, g, b;
             if (n.matrix == 0) {
                 if (n.full_range) {
-                    o[0] = (uint8_t)cri;
-                    o[1] = (uint8_t)yi;
-                    o[2] = (uint8_t)cbi;
+                    r = cri;
+                    g = yi;
+                    b = cbi;
                 } else {
-                    o[0] = clip_f_u8((cri - off) * 1.1429f);
-                    o[1] = clip_f_u8((yi - off) * 1.1689f);
-                    o[2] = clip_f_u8((cbi - off) * 1.1429f);
+                    r = clip_f_u16((cri - off) * 1.1429f, full);
+                    g = clip_f_u16((yi - off) * 1.1689f, full);
+                    b = clip_f_u16((cbi - off) * 1.1429f, full);
                 }
-            } else if (n.matrix == 8) {
-                int cb = cbi - 128, cr = cri - 128;
-                o[0] = clip_int_u8(yi - cb + cr);
-                o[1] = clip_int_u8(yi + cb);
-                o[2] = clip_int_u8(yi - cb - cr);
+            } else if (n.matrix == 8) { /* (libheif clips YCgCo to 8 bits at any depth) */
+                int cb = cbi - half, cr = cri - half;
+                r = clip_int_u8(yi - cb + cr);
+                g = clip_int_u8(yi + cb);
+                b = clip_int_u8(yi - cb - cr);
             } else {
-                float yv = (float)yi, cb = (float)(cbi - 128), cr = (float)(cri - 128);
+                float yv = (float)yi, cb = (float)(cbi - half), cr = (float)(cri - half);
                 if (!n.full_range) {
                     yv = (yv - off) * 1.1689f;
                     cb = cb * 1.1429f;
                     cr = cr * 1.1429f;
                 }
-                o[0] = clip_f_u8(yv + k.r_cr * cr);
-                o[1] = clip_f_u8(yv + k.g_cb * cb + k.g_cr * cr);
-                o[2] = clip_f_u8(yv + k.b_cb * cb);
+                r = clip_f_u16(yv + k.r_cr * cr, full);
+                g = clip_f_u16(yv + k.g_cb * cb + k.g_cr * cr, full);
+                b = clip_f_u16(yv + k.b_cb * cb, full);
             }
+            uint8_t *o = dst + ((size_t)y * ow + x) * bpp;
+            o[0] = (uint8_t)(r >> down);
+            o[1] = (uint8_t)(g >> down);
+            o[2] = (uint8_t)(b >> down);
             if (bpp == 4)
                 o[3] = im->alpha ? im->alpha[(size_t)y * w + x] : 255;
         }
@@ -1438,9 +1477,21 @@ static bool heif_decode(const uint8_t *data, size_t len, const image_header *hdr
             return cp_fail(err, CP_ERR_UNSUPPORTED_FORMAT,
                            "heic: alpha plane of a different size than the image");
         }
-        im.alpha = a.p[0];
-        a.p[0] = NULL;
+        if (a.bits != 8) {
+            yuv_free(&a);
+            yuv_free(&im);
+            return cp_fail(err, CP_ERR_UNSUPPORTED_FORMAT,
+                           "heic: %d-bit alpha is not supported (8-bit only)", a.bits);
+        }
+        im.alpha = malloc((size_t)a.w * a.h);
+        if (im.alpha)
+            for (size_t i = 0; i < (size_t)a.w * a.h; i++)
+                im.alpha[i] = (uint8_t)a.p[0][i];
         yuv_free(&a);
+        if (!im.alpha) {
+            yuv_free(&im);
+            return cp_fail(err, CP_ERR_INTERNAL, "out of memory");
+        }
     }
     { /* the first nclx colr replaces the bitstream's nclx (ImageItem::decode_image) */
         int idx[MAX_ITEM_PROPS];

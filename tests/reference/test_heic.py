@@ -46,6 +46,27 @@ def _heic(im: Image.Image, **kw) -> bytes:
     return b.getvalue()
 
 
+def _heic16(im: Image.Image, orientation: int | None = None, bits12: bool = False,
+            **kw) -> bytes:
+    """A 10-bit (or 12-bit) HEIC: pillow-heif encodes 16-bit RGB to more than 8 bits; low
+    bits filled with noise so that they matter."""
+    a = np.asarray(im.convert("RGB")).astype(np.uint16)
+    a = (a << 8) | np.random.default_rng(1).integers(0, 256, a.shape, dtype=np.uint16)
+    hf = pillow_heif.from_bytes("RGB;16", im.size, a.tobytes())
+    if orientation:
+        exif = Image.Exif()
+        exif[274] = orientation
+        kw["exif"] = exif.tobytes()
+    saved = pillow_heif.options.SAVE_HDR_TO_12_BIT
+    pillow_heif.options.SAVE_HDR_TO_12_BIT = bits12
+    try:
+        b = io.BytesIO()
+        hf.save(b, format="HEIF", **kw)
+    finally:
+        pillow_heif.options.SAVE_HDR_TO_12_BIT = saved
+    return b.getvalue()
+
+
 def _oriented(im: Image.Image, orientation: int, **kw) -> bytes:
     exif = Image.Exif()
     exif[274] = orientation
@@ -268,6 +289,14 @@ def _files() -> dict[str, bytes]:
     f["clap_422_rot"] = add_clap(_oriented(odd, 8, quality=85, chroma=422), (301, 1),
                                  (231, 1), (3, 1), (1, 1))
     f["clap_rgba_rot"] = add_clap(_oriented(rgba, 6, quality=85), (600, 1), (440, 1))
+    # more than 8 bits: pillow-heif's convert_hdr_to_8bit path
+    f["b10_420"] = _heic16(photo, quality=85)
+    f["b10_444"] = _heic16(photo, quality=85, chroma=444)
+    f["b10_422_odd_orient6"] = _heic16(odd, 6, quality=85, chroma=422)
+    f["b10_420_odd_orient8"] = _heic16(odd, 8, quality=85)
+    f["b10_clap_rot90"] = add_clap(_heic16(photo, 6, quality=85), (601, 1), (441, 1), (-7, 1),
+                                   (5, 2))
+    f["b12_420_odd_orient3"] = _heic16(odd, 3, bits12=True, quality=85)
     with tempfile.TemporaryDirectory() as tmp:
         g = grid_heic(photo, 128, 96, tmp)
         f["grid_128x96"] = g
@@ -367,7 +396,8 @@ def test_alpha_onto_white_for_transformers5(heic_daemon, name):
 
 
 @pytest.mark.parametrize("reference", ["transformers5", "transformers5-pil", "open_clip"])
-@pytest.mark.parametrize("name", ["q90_420", "clap_odd_rot90", "gray", "orient5_odd_420"])
+@pytest.mark.parametrize("name", ["q90_420", "clap_odd_rot90", "gray", "orient5_odd_420",
+                                  "b10_clap_rot90"])
 def test_profile_against_references(heic_daemon, reference, name):
     data = FILES[name]
     fn = refs.build(reference, json.loads((PROFILES_DIR / "clip-224.json").read_text()))
@@ -407,7 +437,7 @@ def test_batch_and_errors(heic_daemon):
     big = add_clap(_heic(_photo((1280, 960)), quality=30), (16, 1), (16, 1))
     assert pillow_heif_image(big).size == (16, 16)
     assert_error(heic_daemon.post(big, profile="siglip-224"), 413, "image_too_large", index=0)
-    # pillow-heif writes 10-bit HEIC from 16-bit modes; the daemon refuses more than 8 bits
+    # 10-bit monochrome: pillow-heif opens it as I;16 (convert("RGB") clips it): refused
     hdr16 = Image.fromarray(np.asarray(_photo((64, 48)).convert("L"), np.uint16) * 257)
     ten = _heic(hdr16, quality=90)
     err = assert_error(heic_daemon.post(ten, profile="siglip-224"), 415, "unsupported_format",
