@@ -46,7 +46,8 @@ PYTEST_REF := $(VENV_REF)/bin/python -m pytest -q -p no:cacheprovider
 VENV_TRITON := .venv-triton
 PYTEST_TRITON := $(VENV_TRITON)/bin/python -m pytest -q -p no:cacheprovider
 
-.PHONY: all deps run test unit venv venv-ref venv-triton triton-backend test-triton test-reference test-http test-parity test-gpu test-asan test-emu fuzz \
+.PHONY: all deps run test unit venv venv-ref venv-triton triton-backend triton-backend-emu \
+        test-triton-mock test-triton test-reference test-http test-parity test-gpu test-asan test-emu fuzz \
         fuzz-replay bench clean test-container
 all: $(BIN)/clipprepd $(BIN)/pipeline-bench \
      $(if $(filter 1,$(CUDA)),$(BIN)/tests/gpu_parity $(BIN)/tests/gpu_faults $(BIN)/tests/ipc_reader \
@@ -65,7 +66,7 @@ $(BUILD)/%.o: %.c
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) -std=c++17 -O2 --fmad=false -Xcompiler -Wall,-Werror -Iserver -Ikernels -MMD -MP \
-	    -DCLIPPREP_WITH_CUDA=1 $(CUDA_GENCODE) -c $< -o $@
+	    -DCLIPPREP_WITH_CUDA=1 $(CUDA_GENCODE) $(NVCC_EXTRA) -c $< -o $@
 
 $(LIB): $(LIB_OBJ) $(CU_OBJ)
 	@rm -f $@
@@ -127,16 +128,38 @@ $(VENV_TRITON)/.installed: tests/requirements-triton.txt
 	touch $@
 
 # libtriton_clipprep.so (triton/): the engine as a Triton backend, in Triton's backend layout
-# with the profiles next to it. The engine is linked in statically, built position-independent
-# (CPU path); only the TRITONBACKEND_* entry points are exported (triton/exports.map).
+# with the profiles next to it. The engine is linked in statically, built position-independent;
+# only the TRITONBACKEND_* entry points are exported (triton/exports.map). With nvcc the CUDA
+# executor is in (KIND_GPU instances; it then needs this toolkit's libcudart at run time: build
+# it with the CUDA version of the Triton image); TRITON_CUDA=0 builds the CPU path only.
 TRITON_LIB := $(BIN)/triton/clipprep/libtriton_clipprep.so
+TRITON_CUDA ?= $(CUDA)
 triton-backend:
-	$(MAKE) CUDA=0 BUILD=build/triton SAN=-fPIC $(TRITON_LIB)
+	$(MAKE) CUDA=$(TRITON_CUDA) BUILD=build/triton-cuda$(TRITON_CUDA) SAN=-fPIC \
+	    NVCC_EXTRA="-Xcompiler -fPIC" $(TRITON_LIB)
 $(TRITON_LIB): $(wildcard triton/*.c triton/*.h) triton/exports.map $(LIB) $(wildcard config/profiles/*.json)
 	@mkdir -p $(dir $@)profiles
 	$(CC) $(CPPFLAGS) $(CFLAGS) -shared $(filter %.c,$^) $(LIB) -o $@ $(LDLIBS) \
 	    -Wl,--version-script=triton/exports.map
 	rm -f $(dir $@)profiles/*.json && cp config/profiles/*.json $(dir $@)profiles/
+
+# The backend built on the emulated CUDA engine (kernels/engine_emu.c, as `make test-emu`), for
+# tests/triton/mock_triton.c: KIND_GPU instances without a GPU (real Triton refuses KIND_GPU
+# where there is none).
+TRITON_EMU_LIB := build/triton-emu/bin/triton/clipprep/libtriton_clipprep.so
+triton-backend-emu:
+	$(MAKE) CUDA=0 BUILD=build/triton-emu BIN=build/triton-emu/bin SAN=-fPIC \
+	    EXTRA_CPPFLAGS="-DCLIPPREP_WITH_CUDA=1 -DCLIPPREP_CUDA_EMULATION=1" $(TRITON_EMU_LIB)
+
+# A mock of the Triton server API (the functions the backend calls) that loads a backend
+# library: KIND_GPU vs KIND_CPU bit-exactness, outputs in "device" memory, per-request
+# failures, injected CUDA faults (CLIPPREP_EMU_FAULTS, one child process per case).
+$(BIN)/tests/mock_triton: tests/triton/mock_triton.c triton/triton_api.h tests/unit/jpeg_encoder.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -rdynamic $< -o $@ $(LDLIBS) -ldl
+
+test-triton-mock: triton-backend-emu $(BIN)/tests/mock_triton
+	./$(BIN)/tests/mock_triton $(CURDIR)/$(TRITON_EMU_LIB) tests/fuzz/corpus/decode
 
 # The sidecar flow and the backend in a real tritonserver (tests/triton).
 test-triton: all triton-backend venv-triton
@@ -167,7 +190,7 @@ test-reference: all venv-ref
 
 test: deps
 	$(MAKE) all
-	$(MAKE) unit fuzz-replay
+	$(MAKE) unit fuzz-replay test-triton-mock
 	$(if $(filter 1,$(CUDA)),$(MAKE) test-gpu)
 	$(MAKE) venv venv-ref
 	$(PYTEST) tests/http tests/parity
