@@ -156,7 +156,7 @@ triton-backend-emu:
 # failures, injected CUDA faults (CLIPPREP_EMU_FAULTS, one child process per case).
 $(BIN)/tests/mock_triton: tests/triton/mock_triton.c triton/triton_api.h tests/unit/jpeg_encoder.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -rdynamic $< -o $@ $(LDLIBS) -ldl
+	$(CC) $(CPPFLAGS) $(CFLAGS) -rdynamic $< -o $@ -ljpeg -ldl -pthread
 
 test-triton-mock: triton-backend-emu $(BIN)/tests/mock_triton
 	./$(BIN)/tests/mock_triton $(CURDIR)/$(TRITON_EMU_LIB) tests/fuzz/corpus/decode
