@@ -47,7 +47,7 @@ VENV_TRITON := .venv-triton
 PYTEST_TRITON := $(VENV_TRITON)/bin/python -m pytest -q -p no:cacheprovider
 
 .PHONY: all deps run test unit venv venv-ref venv-triton triton-backend triton-backend-emu \
-        test-triton-mock test-triton test-reference test-http test-parity test-gpu test-asan test-emu fuzz \
+        test-triton-mock test-triton-mock-asan test-triton test-reference test-http test-parity test-gpu test-asan test-emu fuzz \
         fuzz-replay bench clean test-container
 all: $(BIN)/clipprepd $(BIN)/pipeline-bench \
      $(if $(filter 1,$(CUDA)),$(BIN)/tests/gpu_parity $(BIN)/tests/gpu_faults $(BIN)/tests/ipc_reader \
@@ -161,6 +161,17 @@ $(BIN)/tests/mock_triton: tests/triton/mock_triton.c triton/triton_api.h tests/u
 test-triton-mock: triton-backend-emu $(BIN)/tests/mock_triton
 	./$(BIN)/tests/mock_triton $(CURDIR)/$(TRITON_EMU_LIB) tests/fuzz/corpus/decode
 
+# The same under ASan + UBSan + LeakSanitizer (each case's child process checks for leaks at
+# exit): part of `make test-asan`.
+TRITON_EMU_ASAN := build/triton-emu-asan/bin
+test-triton-mock-asan:
+	$(MAKE) CUDA=0 BUILD=build/triton-emu-asan BIN=$(TRITON_EMU_ASAN) OPT=-O1 \
+	    SAN="-fPIC -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	    EXTRA_CPPFLAGS="-DCLIPPREP_WITH_CUDA=1 -DCLIPPREP_CUDA_EMULATION=1" \
+	    $(TRITON_EMU_ASAN)/triton/clipprep/libtriton_clipprep.so $(TRITON_EMU_ASAN)/tests/mock_triton
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 $(TRITON_EMU_ASAN)/tests/mock_triton \
+	    $(CURDIR)/$(TRITON_EMU_ASAN)/triton/clipprep/libtriton_clipprep.so tests/fuzz/corpus/decode
+
 # The sidecar flow and the backend in a real tritonserver (tests/triton).
 test-triton: all triton-backend venv-triton
 	$(PYTEST_TRITON) tests/triton --daemon-bin $(abspath $(BIN))/clipprepd
@@ -218,12 +229,13 @@ test-emu: deps venv venv-ref
 	$(PYTEST_REF) tests/reference --daemon-bin $(CURDIR)/build/emu/bin/clipprepd \
 	    --daemon-backend cuda
 
-# The unit tests, the fuzz corpora and the HTTP suite again under AddressSanitizer,
+# The unit tests, the fuzz corpora, the Triton mock and the HTTP suite again under AddressSanitizer,
 # UndefinedBehaviorSanitizer and LeakSanitizer (CPU-only build).
 ASAN_FLAGS := CUDA=0 BUILD=build/asan BIN=build/asan/bin OPT=-O1 \
               SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
 test-asan: deps venv
 	$(MAKE) $(ASAN_FLAGS) all unit fuzz-replay
+	$(MAKE) test-triton-mock-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 $(PYTEST) tests/http --daemon-bin $(CURDIR)/build/asan/bin/clipprepd
 
 # libFuzzer (clang) for FUZZ_SECONDS per target; new crashes land in tests/fuzz/findings/

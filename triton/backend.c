@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../kernels/coeffs.h"
 #include "../server/config.h"
 #include "../server/executor.h"
 #include "../server/geometry.h"
@@ -741,6 +742,7 @@ TRITONSERVER_Error *TRITONBACKEND_ModelInstanceExecute(TRITONBACKEND_ModelInstan
             TRITONSERVER_ErrorDelete(w->error);
         free(w->joined);
     }
+    axis_coeffs_cache_clear(); /* Triton's thread keeps no coefficient tables past the call */
     if (ok_images)
         log_error("could not report batch statistics",
                   TRITONBACKEND_ModelInstanceReportBatchStatistics(

@@ -21,9 +21,10 @@
  *
  *   bin/tests/mock_triton BACKEND.so CORPUS_DIR      (CORPUS_DIR: tests/fuzz/corpus/decode)
  * MOCK_TRITON_VERBOSE=1 shows the children's stderr (the executor's own log lines). */
-#include <dirent.h>
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -97,7 +98,9 @@ struct TRITONBACKEND_Response {
     struct TRITONBACKEND_Output out;
 };
 
-static int live_errors;          /* TRITONSERVER_Error objects not deleted */
+static atomic_int live_errors;   /* TRITONSERVER_Error objects not deleted */
+static _Thread_local int thread_live_errors; /* ... created and deleted by this thread */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static char last_error_log[1024];
 static int error_logs;
 
@@ -111,6 +114,7 @@ TRITONSERVER_Error *TRITONSERVER_ErrorNew(TRITONSERVER_Error_Code code, const ch
     e->code = code;
     e->msg = strdup(msg ? msg : "");
     live_errors++;
+    thread_live_errors++;
     return e;
 }
 
@@ -119,6 +123,7 @@ void TRITONSERVER_ErrorDelete(TRITONSERVER_Error *error)
     if (!error)
         return;
     live_errors--;
+    thread_live_errors--;
     free(error->msg);
     free(error);
 }
@@ -144,10 +149,12 @@ TRITONSERVER_Error *TRITONSERVER_LogMessage(TRITONSERVER_LogLevel level, const c
                                             const int line, const char *msg)
 {
     (void)filename, (void)line;
+    pthread_mutex_lock(&log_mu);
     if (level == TRITONSERVER_LOG_ERROR) {
         error_logs++;
         snprintf(last_error_log, sizeof last_error_log, "%s", msg);
     }
+    pthread_mutex_unlock(&log_mu);
     if (getenv("MOCK_TRITON_VERBOSE"))
         fprintf(stderr, "[triton log %d] %s\n", (int)level, msg);
     return NULL;
@@ -381,7 +388,7 @@ static struct {
     fn_execute execute;
 } be;
 
-static int failures;
+static atomic_int failures;
 #define EXPECT(cond, ...)                                                                  \
     do {                                                                                   \
         if (!(cond)) {                                                                     \
@@ -462,7 +469,9 @@ static void load_images(void)
                     .quality = 85, .seed = 11};
     IMG_MID = add_image("generated 640x480 4:2:0", encode(&mid));
     IMG_BIG = add_image("generated 1600x1200 4:2:0", encode(&big));
-    IMG_CORRUPT = add_image("rgb.png with a corrupt IDAT", corrupt_png(read_file("rgb.png")));
+    blob png = read_file("rgb.png");
+    IMG_CORRUPT = add_image("rgb.png with a corrupt IDAT", corrupt_png(png));
+    free(png.p);
     static const char junk[] = "this is not an image at all";
     blob j = {malloc(sizeof junk), sizeof junk};
     memcpy(j.p, junk, sizeof junk);
@@ -584,12 +593,13 @@ static void execute(mock_model *m, const req_spec *specs, int n, TRITONBACKEND_R
         request_build(&reqs[i], &specs[i]);
         ptrs[i] = &reqs[i];
     }
-    int errors_before = live_errors;
+    int errors_before = thread_live_errors;
     TRITONSERVER_Error *e = be.execute(&m->inst, ptrs, (uint32_t)n);
     EXPECT(!e, "execute returned an error: %s", e ? e->msg : "");
     if (e)
         TRITONSERVER_ErrorDelete(e);
-    EXPECT(live_errors == errors_before, "%d error objects leaked", live_errors - errors_before);
+    EXPECT(thread_live_errors == errors_before, "%d error objects leaked",
+           thread_live_errors - errors_before);
     for (int i = 0; i < n; i++) {
         TRITONBACKEND_Request *r = &reqs[i];
         EXPECT(r->responses == 1 && r->releases == 1, "request %d: %d responses, %d releases",
@@ -722,7 +732,18 @@ typedef struct {
     bool gpu_lost;            /* ... because the GPU was taken out (logged to Triton) */
     bool big_fails;           /* only the request with the image larger than a slot fails */
     bool fp16;                /* also an FP16 model */
+    bool two_instances;       /* two instances on the device, executing at once */
 } test_case;
+
+typedef struct {
+    const test_case *c;
+    mock_model *m;
+    const cpu_answers *ref;
+    const char *dtype;
+    int n_rounds;
+} rounds_arg;
+static void rounds(const rounds_arg *a);
+static void *rounds_thread(void *arg);
 
 static void run_dtype(const test_case *c, const char *dtype)
 {
@@ -747,11 +768,47 @@ static void run_dtype(const test_case *c, const char *dtype)
     } else {
         EXPECT(gpu.instance_ok, "KIND_GPU instance: %s", gpu.init_error);
     }
-    for (int round = 0; gpu.instance_ok && round < 2; round++) {
+    if (c->two_instances && gpu.instance_ok) {
+        /* a second instance of the same model on the same device (instance_group count: 2):
+           both execute at once, as Triton's instance threads do */
+        mock_model second = gpu;
+        second.inst.state = NULL;
+        TRITONSERVER_Error *e = be.inst_init(&second.inst);
+        EXPECT(!e, "second instance: %s", e ? e->msg : "");
+        if (e) {
+            TRITONSERVER_ErrorDelete(e);
+        } else {
+            rounds_arg a[2] = {{c, &gpu, &ref, dtype, 4}, {c, &second, &ref, dtype, 4}};
+            pthread_t t;
+            pthread_create(&t, NULL, rounds_thread, &a[1]);
+            rounds(&a[0]);
+            pthread_join(t, NULL);
+            if ((e = be.inst_fini(&second.inst))) {
+                EXPECT(0, "second instance finalize: %s", e->msg);
+                TRITONSERVER_ErrorDelete(e);
+            }
+        }
+    } else if (gpu.instance_ok) {
+        rounds_arg a = {c, &gpu, &ref, dtype, 2};
+        rounds(&a);
+    }
+    if (c->gpu_lost)
+        EXPECT(error_logs > 0 && strstr(last_error_log, "taken out of service"),
+               "no Triton error log about the lost GPU (last: \"%s\")", last_error_log);
+    model_unload(&gpu);
+    for (int i = 0; i < n_images; i++)
+        free(ref.out[i]);
+}
+
+/* Executes the standard batch `n_rounds` times on m's instance, checking every answer. */
+static void rounds(const rounds_arg *a)
+{
+    const test_case *c = a->c;
+    for (int round = 0; round < a->n_rounds; round++) {
         req_spec specs[16];
         int n = standard_batch(specs, 1);
         TRITONBACKEND_Request reqs[16];
-        execute(&gpu, specs, n, reqs);
+        execute(a->m, specs, n, reqs);
         for (int i = 0; i < n; i++) {
             outcome want = OK;
             bool has_bad = false;
@@ -767,18 +824,19 @@ static void run_dtype(const test_case *c, const char *dtype)
                 want = FAILS_BAD_IMAGE;
             else if (c->big_fails && has_big && round == 0)
                 want = FAILS_GPU;
-            char what[160];
-            snprintf(what, sizeof what, "%s %s round %d request %d", c->name, dtype, round, i);
-            check_request(what, &gpu, &specs[i], &reqs[i], want, &ref);
+            char what[200];
+            snprintf(what, sizeof what, "%s %s instance %p round %d request %d", c->name,
+                     a->dtype, (void *)a->m, round, i);
+            check_request(what, a->m, &specs[i], &reqs[i], want, a->ref);
             request_free(&reqs[i]);
         }
     }
-    if (c->gpu_lost)
-        EXPECT(error_logs > 0 && strstr(last_error_log, "taken out of service"),
-               "no Triton error log about the lost GPU (last: \"%s\")", last_error_log);
-    model_unload(&gpu);
-    for (int i = 0; i < n_images; i++)
-        free(ref.out[i]);
+}
+
+static void *rounds_thread(void *arg)
+{
+    rounds(arg);
+    return NULL;
 }
 
 static int run_case(const test_case *c)
@@ -812,7 +870,7 @@ static int run_case(const test_case *c)
     run_dtype(c, "TYPE_FP32");
     if (c->fp16)
         run_dtype(c, "TYPE_FP16");
-    EXPECT(live_errors == 0, "%d error objects leaked", live_errors);
+    EXPECT(live_errors == 0, "%d error objects leaked", (int)live_errors);
     return failures ? 1 : 0;
 }
 
@@ -837,6 +895,7 @@ static int run_kind_case(void)
 
 static const test_case cases[] = {
     {.name = "exact", .fp16 = true},
+    {.name = "two instances on one GPU at once", .two_instances = true},
     /* failures the executor redoes on the CPU path: invisible to the requests */
     {.name = "launch fails once", .faults = "launch@1"},
     {.name = "every launch fails (not sticky)", .faults = "launch@*"},
@@ -879,7 +938,8 @@ int main(int argc, char **argv)
         if (pid == 0) {
             if (!getenv("MOCK_TRITON_VERBOSE") && !freopen("/dev/null", "w", stderr))
                 _exit(2);
-            _exit(i < n_cases - 1 ? run_case(&cases[i]) : run_kind_case());
+            exit(i < n_cases - 1 ? run_case(&cases[i]) : run_kind_case()); /* (LeakSanitizer
+                                                                   checks at exit) */
         }
         int st = 0;
         waitpid(pid, &st, 0);
