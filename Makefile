@@ -47,7 +47,7 @@ VENV_TRITON := .venv-triton
 PYTEST_TRITON := $(VENV_TRITON)/bin/python -m pytest -q -p no:cacheprovider
 
 .PHONY: all deps run test unit venv venv-ref venv-triton triton-backend triton-backend-emu \
-        test-triton-mock test-triton-mock-asan test-triton test-reference test-http test-parity test-gpu test-asan test-emu fuzz \
+        test-triton-mock test-triton-mock-asan test-triton-gpu test-triton test-reference test-http test-parity test-gpu test-asan test-emu fuzz \
         fuzz-replay bench clean test-container
 all: $(BIN)/clipprepd $(BIN)/pipeline-bench \
      $(if $(filter 1,$(CUDA)),$(BIN)/tests/gpu_parity $(BIN)/tests/gpu_faults $(BIN)/tests/ipc_reader \
@@ -158,6 +158,17 @@ $(BIN)/tests/mock_triton: tests/triton/mock_triton.c triton/triton_api.h tests/u
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -rdynamic $< -o $@ -ljpeg -ldl -pthread
 
+# The same harness on a real GPU against the real CUDA build (`make triton-backend`): device
+# memory from cudaMalloc, read back when the response is sent; prints SKIP and passes without
+# a device (CLIPPREP_GPU_REQUIRE=1 makes that a failure: scripts/gpu-check.sh). Part of test-gpu.
+$(BIN)/tests/mock_triton_cuda: tests/triton/mock_triton.c triton/triton_api.h tests/unit/jpeg_encoder.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -DMOCK_TRITON_CUDA -I$(CUDA_HOME)/include -rdynamic $< -o $@ \
+	    -ljpeg -ldl -pthread -L$(CUDA_HOME)/lib64 -lcudart -Wl,-rpath,$(CUDA_HOME)/lib64
+
+test-triton-gpu: triton-backend $(BIN)/tests/mock_triton_cuda
+	./$(BIN)/tests/mock_triton_cuda $(CURDIR)/$(TRITON_LIB) tests/fuzz/corpus/decode
+
 test-triton-mock: triton-backend-emu $(BIN)/tests/mock_triton
 	./$(BIN)/tests/mock_triton $(CURDIR)/$(TRITON_EMU_LIB) tests/fuzz/corpus/decode
 
@@ -188,6 +199,7 @@ fuzz-replay: $(patsubst %,$(BIN)/tests/replay-%,$(FUZZ_TARGETS))
 test-gpu: $(BIN)/tests/gpu_parity $(BIN)/tests/gpu_faults
 	./$(BIN)/tests/gpu_parity
 	./$(BIN)/tests/gpu_faults
+	$(MAKE) test-triton-gpu
 
 test-http: all venv
 	$(PYTEST) tests/http --daemon-bin $(abspath $(BIN))/clipprepd

@@ -20,7 +20,16 @@
  *    cannot run the kernels with a message naming the cause.
  *
  *   bin/tests/mock_triton BACKEND.so CORPUS_DIR      (CORPUS_DIR: tests/fuzz/corpus/decode)
- * MOCK_TRITON_VERBOSE=1 shows the children's stderr (the executor's own log lines). */
+ * MOCK_TRITON_VERBOSE=1 shows the children's stderr (the executor's own log lines).
+ *
+ * Built with -DMOCK_TRITON_CUDA (bin/tests/mock_triton_cuda, `make test-triton-gpu`) it loads
+ * the real CUDA build (`make triton-backend`) on a machine with a GPU: "GPU memory" is then
+ * cudaMalloc'd on the device the backend asks for, pinned memory cudaHostAlloc'd, and a GPU
+ * output is read back at TRITONBACKEND_ResponseSend time with a copy on the legacy stream,
+ * which does not wait for the executor's non-blocking streams: a response sent before its
+ * batch's stream finished shows as a wrong tensor. The fault-injection cases need the
+ * emulation and do not run there (they are listed as such). Without a device it prints SKIP
+ * and passes, unless CLIPPREP_GPU_REQUIRE=1. */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -35,6 +44,10 @@
 
 #include "../../triton/triton_api.h"
 #include "../unit/jpeg_encoder.h"
+
+#ifdef MOCK_TRITON_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
 /* ---- the mock server's objects -------------------------------------------------------------- */
 
@@ -74,7 +87,8 @@ struct TRITONBACKEND_Output {
     TRITONSERVER_DataType dt;
     int64_t shape[4];
     uint32_t dims;
-    uint8_t *buf;
+    void *mem;        /* the buffer handed to the backend (device memory with MOCK_TRITON_CUDA) */
+    uint8_t *buf;     /* its bytes in host memory, once the response is sent */
     uint64_t size;
     TRITONSERVER_MemoryType asked, given;
     int64_t asked_id, given_id;
@@ -329,7 +343,69 @@ TRITONSERVER_Error *TRITONBACKEND_ResponseOutput(TRITONBACKEND_Response *respons
 }
 
 /* GPU memory is what the emulated engine's device memory is: host memory (the engine copies
- * into it with memcpy where the real one runs cudaMemcpyAsync on the batch's stream). */
+ * into it with memcpy where the real one runs cudaMemcpyAsync on the batch's stream); with
+ * MOCK_TRITON_CUDA it is device memory. */
+static void *mem_alloc(TRITONSERVER_MemoryType mt, int64_t id, size_t bytes)
+{
+#ifdef MOCK_TRITON_CUDA
+    void *p = NULL;
+    if (mt == TRITONSERVER_MEMORY_GPU)
+        return cudaSetDevice((int)id) == cudaSuccess && cudaMalloc(&p, bytes) == cudaSuccess &&
+                       cudaMemset(p, FILL, bytes) == cudaSuccess &&
+                       cudaDeviceSynchronize() == cudaSuccess
+                   ? p
+                   : NULL;
+    if (mt == TRITONSERVER_MEMORY_CPU_PINNED) {
+        if (cudaHostAlloc(&p, bytes, cudaHostAllocDefault) != cudaSuccess)
+            return NULL;
+        memset(p, FILL, bytes);
+        return p;
+    }
+#else
+    (void)mt, (void)id;
+#endif
+    void *h = malloc(bytes);
+    if (h)
+        memset(h, FILL, bytes);
+    return h;
+}
+
+static void mem_free(TRITONSERVER_MemoryType mt, void *p)
+{
+#ifdef MOCK_TRITON_CUDA
+    if (mt == TRITONSERVER_MEMORY_GPU) {
+        cudaFree(p);
+        return;
+    }
+    if (mt == TRITONSERVER_MEMORY_CPU_PINNED) {
+        cudaFreeHost(p);
+        return;
+    }
+#else
+    (void)mt;
+#endif
+    free(p);
+}
+
+/* The output's bytes as the next step would read them now (a device buffer: a synchronous
+ * copy on the legacy stream), then the buffer is released. */
+static uint8_t *mem_take(struct TRITONBACKEND_Output *o)
+{
+    uint8_t *h = malloc(o->size ? o->size : 1);
+#ifdef MOCK_TRITON_CUDA
+    if (o->given == TRITONSERVER_MEMORY_GPU) {
+        if (cudaMemcpy(h, o->mem, o->size, cudaMemcpyDeviceToHost) != cudaSuccess)
+            memset(h, 0, o->size); /* (compared with the CPU answer: fails) */
+    } else
+#endif
+    {
+        memcpy(h, o->mem, o->size);
+    }
+    mem_free(o->given, o->mem);
+    o->mem = NULL;
+    return h;
+}
+
 TRITONSERVER_Error *TRITONBACKEND_OutputBuffer(TRITONBACKEND_Output *output, void **buffer,
                                                const uint64_t buffer_byte_size,
                                                TRITONSERVER_MemoryType *memory_type,
@@ -347,9 +423,11 @@ TRITONSERVER_Error *TRITONBACKEND_OutputBuffer(TRITONBACKEND_Output *output, voi
     output->given = *memory_type;
     output->given_id = *memory_type_id;
     output->size = buffer_byte_size;
-    output->buf = malloc(buffer_byte_size ? buffer_byte_size : 1);
-    memset(output->buf, FILL, buffer_byte_size);
-    *buffer = output->buf;
+    output->mem = mem_alloc(output->given, output->given_id,
+                            buffer_byte_size ? buffer_byte_size : 1);
+    if (!output->mem)
+        return TRITONSERVER_ErrorNew(TRITONSERVER_ERROR_UNAVAILABLE, "mock: allocation failed");
+    *buffer = output->mem;
     return NULL;
 }
 
@@ -365,10 +443,12 @@ TRITONSERVER_Error *TRITONBACKEND_ResponseSend(TRITONBACKEND_Response *response,
         r->failed = true;
         r->code = error->code;
         snprintf(r->msg, sizeof r->msg, "%s", error->msg);
-        free(response->out.buf);
+        if (response->out.mem)
+            mem_free(response->out.given, response->out.mem);
     } else if (response->has_output) {
         r->has_output = true;
         r->out = response->out;
+        r->out.buf = mem_take(&r->out);
     }
     free(response);
     return NULL;
@@ -733,6 +813,7 @@ typedef struct {
     bool big_fails;           /* only the request with the image larger than a slot fails */
     bool fp16;                /* also an FP16 model */
     bool two_instances;       /* two instances on the device, executing at once */
+    bool out_of_range;        /* the instance's device is one past the visible ones */
 } test_case;
 
 typedef struct {
@@ -839,8 +920,27 @@ static void *rounds_thread(void *arg)
     return NULL;
 }
 
-static int run_case(const test_case *c)
+static int visible_devices(void)
 {
+#ifdef MOCK_TRITON_CUDA
+    int n = 0;
+    return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
+#else
+    const char *d = getenv("CLIPPREP_EMU_DEVICES");
+    return d ? atoi(d) : 1;
+#endif
+}
+
+static int run_case(const test_case *given)
+{
+    test_case cc = *given, *c = &cc;
+    char want_error[128];
+    if (c->out_of_range) {
+        int n = visible_devices();
+        c->device = n;
+        snprintf(want_error, sizeof want_error, "device %d is not one of the %d visible", n, n);
+        c->init_error = want_error;
+    }
     if (c->faults)
         setenv("CLIPPREP_EMU_FAULTS", c->faults, 1);
     else
@@ -915,11 +1015,18 @@ static const test_case cases[] = {
     /* the device Triton names */
     {.name = "device 1 of 2, device 0 broken", .devices = "2", .device = 1,
      .faults = "dev0.launch@*:sticky,dev0.check@*"},
-    {.name = "device 3 of 1", .device = 3, .instance_fails = true,
-     .init_error = "device 3 is not one of the 1 visible"},
+    {.name = "a device that is not there", .out_of_range = true, .instance_fails = true},
     {.name = "kernels cannot run on the device", .faults = "check@1", .instance_fails = true,
      .init_error = "the kernels cannot run there"},
 };
+
+#ifdef MOCK_TRITON_CUDA
+/* Whether a case needs the emulated engine (CLIPPREP_EMU_* variables). */
+static bool emulation_only(const test_case *c)
+{
+    return c->faults || c->devices;
+}
+#endif
 
 int main(int argc, char **argv)
 {
@@ -931,9 +1038,31 @@ int main(int argc, char **argv)
     corpus_dir = argv[2];
     load_images();
     setvbuf(stdout, NULL, _IONBF, 0);
-    int n_cases = (int)(sizeof cases / sizeof *cases) + 1, passed = 0;
+    int n_cases = (int)(sizeof cases / sizeof *cases) + 1, passed = 0, not_run = 0;
+#ifdef MOCK_TRITON_CUDA
+    /* (CUDA does not survive fork: the parent never touches it) */
+    pid_t probe = fork();
+    if (probe == 0)
+        exit(visible_devices() > 0 ? 0 : 3);
+    int pst = 0;
+    waitpid(probe, &pst, 0);
+    if (!WIFEXITED(pst) || WEXITSTATUS(pst) != 0) {
+        bool require = getenv("CLIPPREP_GPU_REQUIRE") && !strcmp(getenv("CLIPPREP_GPU_REQUIRE"), "1");
+        printf("%s: mock_triton_cuda: no CUDA device here: the backend's KIND_GPU path did not "
+               "run\n", require ? "FAIL" : "SKIP");
+        return require ? 1 : 0;
+    }
+#endif
     for (int i = 0; i < n_cases; i++) {
         const char *name = i < n_cases - 1 ? cases[i].name : "KIND_MODEL refused";
+#ifdef MOCK_TRITON_CUDA
+        if (i < n_cases - 1 && emulation_only(&cases[i])) {
+            printf("not run - %s (fault injection needs the emulated engine: make "
+                   "test-triton-mock)\n", name);
+            not_run++;
+            continue;
+        }
+#endif
         pid_t pid = fork();
         if (pid == 0) {
             if (!getenv("MOCK_TRITON_VERBOSE") && !freopen("/dev/null", "w", stderr))
@@ -949,6 +1078,7 @@ int main(int argc, char **argv)
         printf("%s - %s\n", ok ? "ok" : "not ok", name);
         passed += ok;
     }
-    printf("mock_triton: %d passed, %d failed\n", passed, n_cases - passed);
-    return passed == n_cases ? 0 : 1;
+    printf("mock_triton: %d passed, %d failed%s\n", passed, n_cases - not_run - passed,
+           not_run ? " (the emulation-only cases were not run)" : "");
+    return passed + not_run == n_cases ? 0 : 1;
 }
