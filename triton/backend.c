@@ -307,18 +307,21 @@ TRITONSERVER_Error *TRITONBACKEND_ModelInstanceInitialize(TRITONBACKEND_ModelIns
     pthread_mutex_init(&s->scratch_mu, NULL);
     s->model = m;
     s->instance = instance;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    s->workers = m->set.threads > 0 ? m->set.threads : (cores > 0 ? (int)cores : 1);
-    s->pool = parallel_pool_create(s->workers - 1);
-    s->scratch = calloc((size_t)s->workers, sizeof *s->scratch);
-    s->scratch_busy = calloc((size_t)s->workers, sizeof *s->scratch_busy);
-    if (!s->pool || !s->scratch || !s->scratch_busy) {
-        instance_free(s);
-        return errorf(TRITONSERVER_ERROR_INTERNAL, "out of memory");
-    }
-    if (kind == TRITONSERVER_INSTANCEGROUPKIND_GPU && (e = gpu_start(s, device))) {
-        instance_free(s);
-        return e;
+    if (kind == TRITONSERVER_INSTANCEGROUPKIND_GPU) { /* the executor has its own threads */
+        if ((e = gpu_start(s, device))) {
+            instance_free(s);
+            return e;
+        }
+    } else {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        s->workers = m->set.threads > 0 ? m->set.threads : (cores > 0 ? (int)cores : 1);
+        s->pool = parallel_pool_create(s->workers - 1);
+        s->scratch = calloc((size_t)s->workers, sizeof *s->scratch);
+        s->scratch_busy = calloc((size_t)s->workers, sizeof *s->scratch_busy);
+        if (!s->pool || !s->scratch || !s->scratch_busy) {
+            instance_free(s);
+            return errorf(TRITONSERVER_ERROR_INTERNAL, "out of memory");
+        }
     }
     if ((e = TRITONBACKEND_ModelInstanceSetState(instance, s)))
         instance_free(s);
