@@ -14,7 +14,7 @@ CUDA_GENCODE ?= -gencode arch=compute_75,code=sm_75 -gencode arch=compute_80,cod
                 -gencode arch=compute_90,code=sm_90 \
                 -gencode arch=compute_90,code=compute_90
 
-PKGS     := libmicrohttpd libjpeg libpng zlib libwebp libwebpdemux libcjson libcurl libxxhash libgif libtiff-4 libavif
+PKGS     := libmicrohttpd libjpeg libpng libdeflate libwebp libwebpdemux libcjson libcurl libxxhash libgif libtiff-4 libavif
 OPT      ?= -O2
 SAN      ?=
 CFLAGS   ?= $(OPT) -g

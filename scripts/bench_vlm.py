@@ -1,7 +1,8 @@
 """scripts/bench.sh --vlm: CPU-ms per image of the vision-language profiles, the daemon (CPU
-executor, one worker, encoded bytes to the npz answer over HTTP) against transformers 5.23's
-processors in process (Pillow decode + the processor, one torch thread), both backends, on the
-same photographs in one run. Prints a markdown table for docs/PERFORMANCE.md."""
+executor, one worker; encoded bytes to the arrays in a shared-memory slot, and to the npz
+answer over HTTP) against transformers 5.23's processors in process (Pillow decode + the
+processor, one torch thread, arrays as NumPy), both backends, on the same photographs in one
+run. Prints a markdown table for docs/PERFORMANCE.md."""
 from __future__ import annotations
 
 import argparse
@@ -69,13 +70,23 @@ def hf_ms(proc, blobs: list[bytes], seconds: float) -> float:
     return (time.process_time() - c0) * 1000 / n
 
 
-def daemon_ms(d: Daemon, name: str, ref: str, blobs: list[bytes], seconds: float) -> float:
+def daemon_ms(d: Daemon, name: str, ref: str, fmt: str, blobs: list[bytes],
+              seconds: float) -> float:
+    """The daemon's CPU time per image: npz = the arrays serialised into the HTTP answer;
+    shm = written into a leased shared-memory slot (released at once), as a sidecar does."""
     s = requests.Session()
-    url = f"{d.url}/v1/preprocess?profile={name}&reference={ref}"
-    s.post(url, data=blobs[0]).raise_for_status()
+    url = f"{d.url}/v1/preprocess?profile={name}&reference={ref}&format={fmt}"
+
+    def one(blob):
+        r = s.post(url, data=blob)
+        r.raise_for_status()
+        if fmt == "shm":
+            s.delete(f"{d.url}/v1/leases/{r.json()['lease']['id']}").raise_for_status()
+
+    one(blobs[0])
     n, c0, t0 = 0, proc_cpu_s(d.proc.pid), time.perf_counter()
     while time.perf_counter() - t0 < seconds or n < 2:
-        s.post(url, data=blobs[n % len(blobs)]).raise_for_status()
+        one(blobs[n % len(blobs)])
         n += 1
     return (proc_cpu_s(d.proc.pid) - c0) * 1000 / n
 
@@ -89,22 +100,23 @@ def main() -> int:
     a = ap.parse_args()
     torch.set_num_threads(1)
     presets = [p for p in a.presets.split(",") if (REPO / "config/profiles" / f"{p}.json").exists()]
-    d = Daemon({"cpu_workers": 1})
+    d = Daemon({"cpu_workers": 1, "shm_bytes": "1GiB", "shm_slot_bytes": "4MiB"})
     try:
         print(f"machine: {platform.processor() or platform.machine()}, torch threads 1, "
               f"daemon cpu_workers 1, {time.strftime('%Y-%m-%d')}")
-        print("| profile | image | transformers5 (torchvision) ms | daemon ms | ratio "
-              "| transformers5-pil ms | daemon ms | ratio |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| profile | image | transformers5 (torchvision) | daemon, shm | ratio "
+              "| daemon, npz over HTTP | ratio | transformers5-pil | daemon, shm | ratio |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for cls in a.classes.split(","):
             blobs = [f.read_bytes() for f in sorted(BENCH.glob(f"*_{cls}.jpg"))]
             for name in presets:
-                row = [name, cls]
-                for ref, pil in (("transformers5", False), ("transformers5-pil", True)):
-                    h = hf_ms(processors(name, pil), blobs, a.seconds)
-                    m = daemon_ms(d, name, ref, blobs, a.seconds)
-                    row += [f"{h:.1f}", f"{m:.1f}", f"{h / m:.1f}x"]
-                print("| " + " | ".join(row) + " |", flush=True)
+                tv = hf_ms(processors(name, False), blobs, a.seconds)
+                shm = daemon_ms(d, name, "transformers5", "shm", blobs, a.seconds)
+                npz = daemon_ms(d, name, "transformers5", "npz", blobs, a.seconds)
+                pil = hf_ms(processors(name, True), blobs, a.seconds)
+                pshm = daemon_ms(d, name, "transformers5-pil", "shm", blobs, a.seconds)
+                print(f"| {name} | {cls} | {tv:.1f} | {shm:.1f} | {tv / shm:.1f}x | {npz:.1f} | "
+                      f"{tv / npz:.1f}x | {pil:.1f} | {pshm:.1f} | {pil / pshm:.1f}x |", flush=True)
     finally:
         d.stop()
     return 0

@@ -415,6 +415,13 @@ static bool admit_image(request *r, job *j, long long *request_pixels, cp_error 
         if (!vlm_plan_image(r->prof, r->ref, w, h, &r->vplans[j->index], err))
             return false;
         j->vplan = &r->vplans[j->index];
+        /* a pre-pad canvas (LLaVA's square) is decoded-size scratch: the same pixel limit */
+        long long canvas = (long long)j->vplan->pad_w * j->vplan->pad_h;
+        if (canvas > r->srv->cfg->max_pixels)
+            return cp_fail(err, CP_ERR_IMAGE_TOO_LARGE,
+                           "the image padded to a %dx%d square is %lld pixels, limit %lld "
+                           "(max_pixels)", j->vplan->pad_w, j->vplan->pad_h, canvas,
+                           r->srv->cfg->max_pixels);
     } else if (!geometry_check(r->prof, w, h, err)) {
         return false;
     }

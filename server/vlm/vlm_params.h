@@ -41,6 +41,10 @@ typedef struct {
      * tokens per tile (got_ocr2); 0 = not counted */
     int vision_patch_size;
     int image_seq_length;
+    /* llava: size.shortest_edge (the resize of the padded square before the crop, whose side
+     * is tile_size) and do_pad (pad to a square of `background` first) */
+    int llava_shortest_edge;
+    bool llava_pad;
     /* (a family that needs more adds its fields here, in a block named after it) */
 } vlm_params;
 
