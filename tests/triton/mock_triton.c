@@ -990,6 +990,13 @@ static int run_kind_case(void)
                strstr(m.init_error, "KIND_CPU") && strstr(m.init_error, "KIND_GPU"),
            "KIND_MODEL: \"%s\"", m.init_error);
     model_unload(&m);
+    /* staging_bytes below 1 MiB refuses the model, naming the key */
+    model_load(&m, "small-staging", "TYPE_FP32", TRITONSERVER_INSTANCEGROUPKIND_GPU, 0,
+               ",\"staging_bytes\":{\"string_value\":\"4096\"}");
+    EXPECT(!m.loaded && m.init_code == TRITONSERVER_ERROR_INVALID_ARG &&
+               strstr(m.init_error, "parameter staging_bytes: expected an integer 1048576.."),
+           "staging_bytes 4096: \"%s\"", m.init_error);
+    model_unload(&m);
     return failures ? 1 : 0;
 }
 
@@ -1054,7 +1061,8 @@ int main(int argc, char **argv)
     }
 #endif
     for (int i = 0; i < n_cases; i++) {
-        const char *name = i < n_cases - 1 ? cases[i].name : "KIND_MODEL refused";
+        const char *name = i < n_cases - 1 ? cases[i].name
+                                           : "KIND_MODEL and a tiny staging_bytes refused";
 #ifdef MOCK_TRITON_CUDA
         if (i < n_cases - 1 && emulation_only(&cases[i])) {
             printf("not run - %s (fault injection needs the emulated engine: make "
