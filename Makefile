@@ -14,7 +14,7 @@ CUDA_GENCODE ?= -gencode arch=compute_75,code=sm_75 -gencode arch=compute_80,cod
                 -gencode arch=compute_90,code=sm_90 \
                 -gencode arch=compute_90,code=compute_90
 
-PKGS     := libmicrohttpd libjpeg libpng libdeflate libwebp libwebpdemux libcjson libcurl libxxhash libgif libtiff-4 libavif
+PKGS     := libmicrohttpd libjpeg libpng libdeflate libwebp libwebpdemux libcjson libcurl libxxhash libgif libtiff-4 libavif libde265
 OPT      ?= -O2
 SAN      ?=
 CFLAGS   ?= $(OPT) -g
@@ -57,7 +57,8 @@ deps:
 	bash scripts/install-deps.sh
 
 # Coefficients and tables must not use fused multiply-add (spec A.10).
-$(BUILD)/kernels/coeffs.o $(BUILD)/kernels/normalize.o $(BUILD)/server/native_mode.o: CFLAGS += -ffp-contract=off
+$(BUILD)/kernels/coeffs.o $(BUILD)/kernels/normalize.o $(BUILD)/server/native_mode.o \
+$(BUILD)/server/decode_heif.o: CFLAGS += -ffp-contract=off
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

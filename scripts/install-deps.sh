@@ -5,15 +5,15 @@
 set -euo pipefail
 
 build_pkgs=(build-essential pkg-config libmicrohttpd-dev libjpeg62-turbo-dev libcjson-dev
-            libpng-dev libdeflate-dev libwebp-dev libcurl4-openssl-dev libxxhash-dev libgif-dev libtiff-dev libavif-dev curl python3 python3-venv)
+            libpng-dev libdeflate-dev libwebp-dev libcurl4-openssl-dev libxxhash-dev libgif-dev libtiff-dev libavif-dev libde265-dev curl python3 python3-venv)
 runtime_pkgs=(libmicrohttpd12 libjpeg62-turbo libcjson1 libpng16-16 libwebp7 libwebpdemux2 curl
-              libcurl4 libxxhash0 libgif7 libtiff6 libavif15 libdeflate0)
+              libcurl4 libxxhash0 libgif7 libtiff6 libavif15 libdeflate0 libde265-0)
 
 # Ubuntu (the CUDA base images) names a few packages differently.
 if [[ -r /etc/os-release ]] && . /etc/os-release && [[ ${ID:-} == ubuntu ]]; then
   build_pkgs[3]=libjpeg-turbo8-dev
   runtime_pkgs=(libmicrohttpd12 libjpeg-turbo8 libcjson1 libpng16-16 libwebp7 libwebpdemux2 curl
-                libcurl4 libxxhash0 libgif7 libtiff6 libavif16 libdeflate0)
+                libcurl4 libxxhash0 libgif7 libtiff6 libavif16 libdeflate0 libde265-0)
   if dpkg --compare-versions "${VERSION_ID:-0}" ge 24.04; then
     runtime_pkgs[0]=libmicrohttpd12t64
     runtime_pkgs[3]=libpng16-16t64

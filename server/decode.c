@@ -24,6 +24,7 @@ const char *image_format_name(image_format f)
     case IMAGE_FORMAT_BMP: return "bmp";
     case IMAGE_FORMAT_TIFF: return "tiff";
     case IMAGE_FORMAT_AVIF: return "avif";
+    case IMAGE_FORMAT_HEIF: return "heic";
     default: return "unknown";
     }
 }
@@ -47,6 +48,8 @@ image_format decode_detect_format(const uint8_t *data, size_t len)
         return IMAGE_FORMAT_TIFF;
     if (decode_avif_is(data, len))
         return IMAGE_FORMAT_AVIF;
+    if (decode_heif_is(data, len)) /* after AVIF: an avif brand anywhere makes it AVIF */
+        return IMAGE_FORMAT_HEIF;
     return IMAGE_FORMAT_UNKNOWN;
 }
 
@@ -83,12 +86,13 @@ bool decode_read_header(const uint8_t *data, size_t len, image_header *hdr, cp_e
     case IMAGE_FORMAT_BMP: ok = decode_bmp_header(data, len, hdr, err); break;
     case IMAGE_FORMAT_TIFF: ok = decode_tiff_header(data, len, hdr, err); break;
     case IMAGE_FORMAT_AVIF: ok = decode_avif_header(data, len, hdr, err); break;
+    case IMAGE_FORMAT_HEIF: ok = decode_heif_header(data, len, hdr, err); break;
     default:
         if (truncated_magic(data, len))
             return cp_fail(err, CP_ERR_INVALID_IMAGE,
                            "image data truncated inside the file signature (%zu bytes)", len);
         return cp_fail(err, CP_ERR_UNSUPPORTED_FORMAT,
-                       "unsupported image format (not JPEG, PNG, WebP, GIF, BMP, TIFF or AVIF)");
+                       "unsupported image format (not JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF or HEIC)");
     }
     if (!ok) {
         image_format f = hdr->format;
@@ -291,6 +295,7 @@ bool decode_rgb(const uint8_t *data, size_t len, const image_header *hdr,
     case IMAGE_FORMAT_BMP: ok = decode_bmp_pixels(data, len, hdr, white, target, err); break;
     case IMAGE_FORMAT_TIFF: ok = decode_tiff_pixels(data, len, hdr, white, target, err); break;
     case IMAGE_FORMAT_AVIF: ok = decode_avif_pixels(data, len, hdr, white, target, err); break;
+    case IMAGE_FORMAT_HEIF: ok = decode_heif_pixels(data, len, hdr, white, target, err); break;
     default: ok = cp_fail(err, CP_ERR_INTERNAL, "decode_rgb: unknown format"); break;
     }
 

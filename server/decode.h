@@ -24,6 +24,7 @@ typedef enum {
     IMAGE_FORMAT_BMP,  /* decode_bmp.c */
     IMAGE_FORMAT_TIFF, /* first image (decode_tiff.c) */
     IMAGE_FORMAT_AVIF, /* decode_avif.c */
+    IMAGE_FORMAT_HEIF, /* HEIC: decode_heif.c */
 } image_format;
 
 /* How Pillow's own mode of the opened image behaves under Image.resize (open_clip resizes before
@@ -75,7 +76,7 @@ typedef struct {
                                false: dropped, as Pillow's convert("RGB") */
 } decode_options;
 
-const char *image_format_name(image_format f); /* "jpeg", "png", "webp", "gif", "bmp", "tiff", "avif", "unknown" */
+const char *image_format_name(image_format f); /* "jpeg", "png", "webp", "gif", "bmp", "tiff", "avif", "heic", "unknown" */
 image_format decode_detect_format(const uint8_t *data, size_t len);
 
 /* Fills hdr. Errors: CP_ERR_UNSUPPORTED_FORMAT (unknown magic, or a variant we refuse),

@@ -100,6 +100,15 @@ bool decode_avif_pixels(const uint8_t *data, size_t len, const image_header *hdr
 bool decode_avif_rgba(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
                       cp_error *err);
 
+/* HEIC as pillow-heif opens it (decode_heif.c): libde265 + libheif 1.20's transforms and
+ * YCbCr -> RGB; the orientation is always 1 (pillow-heif applies irot/imir itself). */
+bool decode_heif_is(const uint8_t *data, size_t len); /* ftyp major brand heic, mif1, ... */
+bool decode_heif_header(const uint8_t *data, size_t len, image_header *hdr, cp_error *err);
+bool decode_heif_pixels(const uint8_t *data, size_t len, const image_header *hdr,
+                        bool alpha_onto_white, uint8_t *dst, cp_error *err);
+bool decode_heif_rgba(const uint8_t *data, size_t len, const image_header *hdr, uint8_t *dst,
+                      cp_error *err);
+
 /* Pillow's CMYK -> RGB (Convert.c cmyk2rgb) for one pixel of *Pillow's* CMYK values; the same
  * body the hybrid GPU decode runs. */
 static inline void decode_cmyk_to_rgb(uint8_t *out, unsigned c, unsigned m, unsigned y,

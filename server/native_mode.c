@@ -313,6 +313,8 @@ bool native_decode_resize(const uint8_t *data, size_t len, const image_header *h
         ok = decode_tiff_rgba(data, len, hdr, px, err);
     else if (hdr->format == IMAGE_FORMAT_AVIF)
         ok = decode_avif_rgba(data, len, hdr, px, err);
+    else if (hdr->format == IMAGE_FORMAT_HEIF)
+        ok = decode_heif_rgba(data, len, hdr, px, err);
     else
         ok = decode_png_native(data, len, hdr, PNG_NATIVE_RGBA, px, err);
     if (ok && o != 1) {

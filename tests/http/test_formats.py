@@ -415,8 +415,20 @@ def test_avif_errors(daemon):
     assert_error(daemon.post(data[:len(data) // 2]), 400, "invalid_image", index=0)
 
 
-def test_heic_is_refused(daemon):
-    """HEIC is not decoded (docs/exactness.md says why): a clear 415, not a guess."""
+def test_heic_errors(daemon):
+    """HEIC is decoded (tests/reference/test_heic.py compares it with pillow-heif, which this
+    venv lacks); a HEIF container without a usable image is a clear 400 or 415, not a guess."""
     heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
-    err = assert_error(daemon.post(heic), 415, "unsupported_format", index=0)
-    assert "AVIF" in err["message"]
+    assert_error(daemon.post(heic), 400, "invalid_image", index=0)
+    # a HEIF whose primary item is not HEVC (here: no item at all) is refused, not guessed
+    hdlr = b"\x00\x00\x00\x21hdlr" + bytes(8) + b"pict" + bytes(13)
+    pitm = b"\x00\x00\x00\x0epitm" + bytes(4) + b"\x00\x01"
+    iinf = b"\x00\x00\x00\x0eiinf" + bytes(6)
+    iloc = b"\x00\x00\x00\x10iloc" + bytes(8)
+    ipco, ipma = b"\x00\x00\x00\x08ipco", b"\x00\x00\x00\x10ipma" + bytes(8)
+    iprp = struct.pack(">I", 8 + len(ipco) + len(ipma)) + b"iprp" + ipco + ipma
+    body = bytes(4) + hdlr + pitm + iinf + iloc + iprp
+    meta = struct.pack(">I", 8 + len(body)) + b"meta" + body
+    mif1 = b"\x00\x00\x00\x10ftypmif1\x00\x00\x00\x00" + meta
+    err = assert_error(daemon.post(mif1), 415, "unsupported_format", index=0)
+    assert "HEVC" in err["message"]

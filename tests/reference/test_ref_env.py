@@ -8,3 +8,4 @@ def test_pinned_reference_versions():
     assert version("torchvision") == "0.29.2"
     assert version("open_clip_torch") == "3.3.0"
     assert version("pillow") == "13.0.0"
+    assert version("pillow-heif") == "1.1.1"
