@@ -540,7 +540,7 @@ static void load_images(void)
                                         "cmyk.jpg",  "exif6.jpg",      "rgba.png",
                                         "pal.png",   "lossy.webp",     "arith420.jpg",
                                         "restart411.jpg", "randcoef420.jpg", "q16_422.jpg",
-                                        "rgb24.bmp", "interlaced.gif"};
+                                        "rgb24.bmp", "interlaced.gif", "gray_422.heic"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++)
         add_image(files[i], read_file(files[i]));
     enc_spec mid = {.w = 640, .h = 480, .lay = &LAYOUTS[2], .mode = M_BASELINE, .quality = 90,
@@ -789,7 +789,7 @@ static int standard_batch(req_spec *specs, int include_bad)
 {
     int n = 0;
     specs[n++] = (req_spec){{0, IMG_MID, 5}, 3, GIVE_ASKED, false};       /* rgb.jpg, 640, rgba */
-    specs[n++] = (req_spec){{IMG_BIG, 6}, 2, GIVE_ASKED, false};           /* big: CPU path */
+    specs[n++] = (req_spec){{IMG_BIG, 6, 14}, 3, GIVE_ASKED, false};    /* big: CPU path */
     specs[n++] = (req_spec){{1}, 1, GIVE_CPU, false};                      /* host memory */
     specs[n++] = (req_spec){{2, 7}, 2, GIVE_PINNED, false};                /* pinned memory */
     specs[n++] = (req_spec){{3, 4, 8, 9, 10, 11, 12, 13}, 8, GIVE_ASKED, true}; /* 2 buffers */
