@@ -46,7 +46,8 @@ PYTEST_REF := $(VENV_REF)/bin/python -m pytest -q -p no:cacheprovider
 VENV_TRITON := .venv-triton
 PYTEST_TRITON := $(VENV_TRITON)/bin/python -m pytest -q -p no:cacheprovider
 
-.PHONY: all deps run test unit venv venv-ref venv-triton triton-backend test-triton test-reference test-http test-parity test-gpu test-asan test-emu fuzz \
+.PHONY: all deps run test unit venv venv-ref venv-triton triton-backend triton-backend-emu \
+        test-triton-mock test-triton-mock-asan test-triton-gpu test-triton test-reference test-http test-parity test-gpu test-asan test-emu fuzz \
         fuzz-replay bench clean test-container
 all: $(BIN)/clipprepd $(BIN)/pipeline-bench \
      $(if $(filter 1,$(CUDA)),$(BIN)/tests/gpu_parity $(BIN)/tests/gpu_faults $(BIN)/tests/ipc_reader \
@@ -66,7 +67,7 @@ $(BUILD)/%.o: %.c
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) -std=c++17 -O2 --fmad=false -Xcompiler -Wall,-Werror -Iserver -Ikernels -MMD -MP \
-	    -DCLIPPREP_WITH_CUDA=1 $(CUDA_GENCODE) -c $< -o $@
+	    -DCLIPPREP_WITH_CUDA=1 $(CUDA_GENCODE) $(NVCC_EXTRA) -c $< -o $@
 
 $(LIB): $(LIB_OBJ) $(CU_OBJ)
 	@rm -f $@
@@ -128,16 +129,60 @@ $(VENV_TRITON)/.installed: tests/requirements-triton.txt
 	touch $@
 
 # libtriton_clipprep.so (triton/): the engine as a Triton backend, in Triton's backend layout
-# with the profiles next to it. The engine is linked in statically, built position-independent
-# (CPU path); only the TRITONBACKEND_* entry points are exported (triton/exports.map).
+# with the profiles next to it. The engine is linked in statically, built position-independent;
+# only the TRITONBACKEND_* entry points are exported (triton/exports.map). With nvcc the CUDA
+# executor is in (KIND_GPU instances; it then needs this toolkit's libcudart at run time: build
+# it with the CUDA version of the Triton image); TRITON_CUDA=0 builds the CPU path only.
 TRITON_LIB := $(BIN)/triton/clipprep/libtriton_clipprep.so
+TRITON_CUDA ?= $(CUDA)
 triton-backend:
-	$(MAKE) CUDA=0 BUILD=build/triton SAN=-fPIC $(TRITON_LIB)
+	$(MAKE) CUDA=$(TRITON_CUDA) BUILD=build/triton-cuda$(TRITON_CUDA) SAN=-fPIC \
+	    NVCC_EXTRA="-Xcompiler -fPIC" $(TRITON_LIB)
 $(TRITON_LIB): $(wildcard triton/*.c triton/*.h) triton/exports.map $(LIB) $(wildcard config/profiles/*.json)
 	@mkdir -p $(dir $@)profiles
 	$(CC) $(CPPFLAGS) $(CFLAGS) -shared $(filter %.c,$^) $(LIB) -o $@ $(LDLIBS) \
 	    -Wl,--version-script=triton/exports.map
 	rm -f $(dir $@)profiles/*.json && cp config/profiles/*.json $(dir $@)profiles/
+
+# The backend built on the emulated CUDA engine (kernels/engine_emu.c, as `make test-emu`), for
+# tests/triton/mock_triton.c: KIND_GPU instances without a GPU (real Triton refuses KIND_GPU
+# where there is none).
+TRITON_EMU_LIB := build/triton-emu/bin/triton/clipprep/libtriton_clipprep.so
+triton-backend-emu:
+	$(MAKE) CUDA=0 BUILD=build/triton-emu BIN=build/triton-emu/bin SAN=-fPIC \
+	    EXTRA_CPPFLAGS="-DCLIPPREP_WITH_CUDA=1 -DCLIPPREP_CUDA_EMULATION=1" $(TRITON_EMU_LIB)
+
+# A mock of the Triton server API (the functions the backend calls) that loads a backend
+# library: KIND_GPU vs KIND_CPU bit-exactness, outputs in "device" memory, per-request
+# failures, injected CUDA faults (CLIPPREP_EMU_FAULTS, one child process per case).
+$(BIN)/tests/mock_triton: tests/triton/mock_triton.c triton/triton_api.h tests/unit/jpeg_encoder.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -rdynamic $< -o $@ -ljpeg -ldl -pthread
+
+# The same harness on a real GPU against the real CUDA build (`make triton-backend`): device
+# memory from cudaMalloc, read back when the response is sent; prints SKIP and passes without
+# a device (CLIPPREP_GPU_REQUIRE=1 makes that a failure: scripts/gpu-check.sh). Part of test-gpu.
+$(BIN)/tests/mock_triton_cuda: tests/triton/mock_triton.c triton/triton_api.h tests/unit/jpeg_encoder.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -DMOCK_TRITON_CUDA -I$(CUDA_HOME)/include -rdynamic $< -o $@ \
+	    -ljpeg -ldl -pthread -L$(CUDA_HOME)/lib64 -lcudart -Wl,-rpath,$(CUDA_HOME)/lib64
+
+test-triton-gpu: triton-backend $(BIN)/tests/mock_triton_cuda
+	./$(BIN)/tests/mock_triton_cuda $(CURDIR)/$(TRITON_LIB) tests/fuzz/corpus/decode
+
+test-triton-mock: triton-backend-emu $(BIN)/tests/mock_triton
+	./$(BIN)/tests/mock_triton $(CURDIR)/$(TRITON_EMU_LIB) tests/fuzz/corpus/decode
+
+# The same under ASan + UBSan + LeakSanitizer (each case's child process checks for leaks at
+# exit): part of `make test-asan`.
+TRITON_EMU_ASAN := build/triton-emu-asan/bin
+test-triton-mock-asan:
+	$(MAKE) CUDA=0 BUILD=build/triton-emu-asan BIN=$(TRITON_EMU_ASAN) OPT=-O1 \
+	    SAN="-fPIC -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	    EXTRA_CPPFLAGS="-DCLIPPREP_WITH_CUDA=1 -DCLIPPREP_CUDA_EMULATION=1" \
+	    $(TRITON_EMU_ASAN)/triton/clipprep/libtriton_clipprep.so $(TRITON_EMU_ASAN)/tests/mock_triton
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 $(TRITON_EMU_ASAN)/tests/mock_triton \
+	    $(CURDIR)/$(TRITON_EMU_ASAN)/triton/clipprep/libtriton_clipprep.so tests/fuzz/corpus/decode
 
 # The sidecar flow and the backend in a real tritonserver (tests/triton).
 test-triton: all triton-backend venv-triton
@@ -155,6 +200,7 @@ fuzz-replay: $(patsubst %,$(BIN)/tests/replay-%,$(FUZZ_TARGETS))
 test-gpu: $(BIN)/tests/gpu_parity $(BIN)/tests/gpu_faults
 	./$(BIN)/tests/gpu_parity
 	./$(BIN)/tests/gpu_faults
+	$(MAKE) test-triton-gpu
 
 test-http: all venv
 	$(PYTEST) tests/http --daemon-bin $(abspath $(BIN))/clipprepd
@@ -168,7 +214,7 @@ test-reference: all venv-ref
 
 test: deps
 	$(MAKE) all
-	$(MAKE) unit fuzz-replay
+	$(MAKE) unit fuzz-replay test-triton-mock
 	$(if $(filter 1,$(CUDA)),$(MAKE) test-gpu)
 	$(MAKE) venv venv-ref
 	$(PYTEST) tests/http tests/parity
@@ -196,12 +242,13 @@ test-emu: deps venv venv-ref
 	$(PYTEST_REF) tests/reference --daemon-bin $(CURDIR)/build/emu/bin/clipprepd \
 	    --daemon-backend cuda
 
-# The unit tests, the fuzz corpora and the HTTP suite again under AddressSanitizer,
+# The unit tests, the fuzz corpora, the Triton mock and the HTTP suite again under AddressSanitizer,
 # UndefinedBehaviorSanitizer and LeakSanitizer (CPU-only build).
 ASAN_FLAGS := CUDA=0 BUILD=build/asan BIN=build/asan/bin OPT=-O1 \
               SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
 test-asan: deps venv
 	$(MAKE) $(ASAN_FLAGS) all unit fuzz-replay
+	$(MAKE) test-triton-mock-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 $(PYTEST) tests/http --daemon-bin $(CURDIR)/build/asan/bin/clipprepd
 
 # libFuzzer (clang) for FUZZ_SECONDS per target; new crashes land in tests/fuzz/findings/

@@ -5,7 +5,8 @@
 # libjpeg), the parity test again under compute-sanitizer (memcheck, racecheck), the failure
 # handling only a device can show (tests/gpu/test_gpu_faults.c: sticky vs non-sticky errors,
 # region sizes, blocking sync, direct copies; docs/gpu.md), format=cuda_ipc and the daemon's
-# GPU answers against its CPU backend, GPU benchmark (CPU executor vs CUDA engine vs CUDA
+# GPU answers against its CPU backend, the Triton backend's KIND_GPU instances (mock Triton
+# API, tests/triton/mock_triton.c), GPU benchmark (CPU executor vs CUDA engine vs CUDA
 # engine with the hybrid decode, batch sizes 1..256, CPU-ms per image for each), full logs
 # into OUTDIR, short table last. Exit status: non-zero if anything failed, and, on a machine
 # with a GPU, if any GPU test skipped or could not run (CLIPPREP_GPU_REQUIRE=1 for the tests).
@@ -64,6 +65,17 @@ if $B/bin/tests/gpu_faults >"$out/gpu-faults.log" 2>&1 && ! grep -q '^SKIP' "$ou
   note "GPU failure handling (sticky/non-sticky, region sizes, blocking sync, direct copies): $(tail -1 "$out/gpu-faults.log")"
 else
   bad "GPU failure tests: FAILED or skipped: $(tail -3 "$out/gpu-faults.log" | tr '\n' ' ')"
+fi
+
+# The Triton backend's KIND_GPU instances (real CUDA build) under the mock Triton API:
+# outputs in cudaMalloc'd memory equal KIND_CPU's bit for bit, read back when each response
+# is sent (tests/triton/mock_triton.c; the fault cases need the emulation and are not run).
+if make -j"$(nproc)" CUDA=1 triton-backend bin/tests/mock_triton_cuda >"$out/triton-build.log" 2>&1 &&
+   ./bin/tests/mock_triton_cuda "$PWD/bin/triton/clipprep/libtriton_clipprep.so" \
+     tests/fuzz/corpus/decode >"$out/triton-gpu.log" 2>&1 && ! grep -q '^SKIP' "$out/triton-gpu.log"; then
+  note "Triton backend KIND_GPU = KIND_CPU (mock Triton, device memory): $(tail -1 "$out/triton-gpu.log")"
+else
+  bad "Triton backend KIND_GPU: FAILED or skipped: $(tail -3 "$out/triton-gpu.log" "$out/triton-build.log" 2>/dev/null | tr '\n' ' ')"
 fi
 
 # The kernels under compute-sanitizer (a smaller parity set: it slows kernels ~100x).

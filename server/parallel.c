@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "../kernels/coeffs.h"
+
 struct parallel_pool {
     pthread_mutex_t mu;
     pthread_cond_t start, done;
@@ -49,6 +51,7 @@ static void *worker(void *arg)
         pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
+    axis_coeffs_cache_clear(); /* the thread's cached coefficient tables die with it */
     return NULL;
 }
 

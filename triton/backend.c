@@ -7,8 +7,23 @@
  * [N, 3, H, W] FP32 or FP16 (model_settings.h). An execute call gets one or more requests
  * (Triton's dynamic batcher); their images are processed together on the instance's thread pool.
  * A request whose input or any image is bad gets an error response naming the image and the
- * cause; the other requests of the batch are answered normally. KIND_CPU instances only. */
+ * cause; the other requests of the batch are answered normally.
+ *
+ * KIND_CPU instances run the CPU path on their own thread pool. A KIND_GPU instance owns a
+ * CUDA executor (server/exec_cuda.c, the daemon's) on its device, fed through its own batch
+ * queue: each request's pixel_values buffer is asked of Triton in GPU memory on that device, so
+ * the executor copies each image's result straight into it on the batch's stream (the daemon's
+ * out_direct / out_device path of format=cuda_ipc) and the next ensemble step reads it without a
+ * trip through the host; Triton may answer host memory instead, which the executor then fills
+ * from its pinned output. A job completes only after its batch's stream was synchronised (or,
+ * on the CPU path, after its synchronous copy into device memory), so every response is sent
+ * after its bytes are in place. CUDA failures follow docs/gpu.md: a failed launch, wait or copy
+ * is redone on the CPU path (same bytes); only an image whose device-memory destination cannot
+ * be written any more (a lost GPU) fails its request, with TRITONSERVER_ERROR_UNAVAILABLE
+ * naming the cause. */
 #include <dlfcn.h>
+#include <limits.h>
+#include <stdatomic.h>
 #include <libgen.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -18,6 +33,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../kernels/coeffs.h"
+#include "../server/config.h"
+#include "../server/executor.h"
 #include "../server/geometry.h"
 #include "../server/image_work.h"
 #include "../server/parallel.h"
@@ -43,6 +61,13 @@ typedef struct {
     pthread_mutex_t scratch_mu;
     cpu_scratch *scratch;
     bool *scratch_busy;
+    /* KIND_GPU */
+    bool gpu;
+    int device;                /* TRITONBACKEND_ModelInstanceDeviceId */
+    bool queue_ok;
+    batch_queue queue;         /* this instance's jobs, drained by its executor */
+    executor *ex;              /* the CUDA executor on `device` */
+    int gpus_lost_reported;
 } instance_state;
 
 static TRITONSERVER_Error *errorf(TRITONSERVER_Error_Code code, const char *fmt, ...)
@@ -201,6 +226,13 @@ static void instance_free(instance_state *s)
 {
     if (!s)
         return;
+    if (s->ex) { /* no execute is in flight: the queue is empty; the worker exits */
+        queue_close(&s->queue);
+        s->ex->ops->stop(s->ex);
+        s->ex->ops->destroy(s->ex);
+    }
+    if (s->queue_ok)
+        queue_destroy(&s->queue);
     if (s->pool)
         parallel_pool_destroy(s->pool);
     for (int i = 0; s->scratch && i < s->workers; i++)
@@ -209,6 +241,44 @@ static void instance_free(instance_state *s)
     free(s->scratch_busy);
     pthread_mutex_destroy(&s->scratch_mu);
     free(s);
+}
+
+/* A KIND_GPU instance: its batch queue and a CUDA executor on `device` (the daemon's
+ * settings, except those below). Fails with the cause: built without CUDA, no such device, the
+ * kernels cannot run there, out of device or pinned memory. */
+static TRITONSERVER_Error *gpu_start(instance_state *s, int device)
+{
+    const model_state *m = s->model;
+    s->gpu = true;
+    s->device = device;
+    int batch = m->set.max_batch_size; /* Triton gives an execute call at most this many */
+    if (!queue_init(&s->queue, batch, batch, 0, NULL, 0))
+        return errorf(TRITONSERVER_ERROR_INTERNAL, "out of memory");
+    s->queue_ok = true;
+    cp_config cfg;
+    config_defaults(&cfg);
+    cfg.max_batch_size = batch;
+    snprintf(cfg.cuda_devices, sizeof cfg.cuda_devices, "%d", device);
+    snprintf(cfg.cuda_sync, sizeof cfg.cuda_sync, "auto"); /* Triton owns the context's flags */
+    if (m->set.staging_bytes > 0)
+        cfg.staging_bytes = (size_t)m->set.staging_bytes;
+    size_t slot = (size_t)3 * m->prof->out_height * m->prof->out_width *
+                  tensor_dtype_size(m->set.dtype);
+    cp_error err = {0};
+    s->ex = executor_cuda_create(&s->queue, &cfg, &m->table, 1, slot, &err);
+    if (!s->ex)
+        return errorf(TRITONSERVER_ERROR_UNAVAILABLE,
+                      "model %s: KIND_GPU instance on device %d: the CUDA path cannot start: %s",
+                      m->name, device, err.message);
+    char msg[400];
+    snprintf(msg, sizeof msg, "clipprep: model %s: KIND_GPU instance on device %d: CUDA "
+             "executor on %s, staging %zu bytes", m->name, device, s->ex->device,
+             cfg.staging_bytes);
+    TRITONSERVER_Error *le = TRITONSERVER_LogMessage(TRITONSERVER_LOG_INFO, __FILE__, __LINE__,
+                                                     msg);
+    if (le)
+        TRITONSERVER_ErrorDelete(le);
+    return NULL;
 }
 
 TRITONSERVER_Error *TRITONBACKEND_ModelInstanceInitialize(TRITONBACKEND_ModelInstance *instance)
@@ -222,25 +292,36 @@ TRITONSERVER_Error *TRITONBACKEND_ModelInstanceInitialize(TRITONBACKEND_ModelIns
         (e = TRITONBACKEND_ModelState(model, &mp)))
         return e;
     model_state *m = mp;
-    if (kind != TRITONSERVER_INSTANCEGROUPKIND_CPU)
+    if (kind != TRITONSERVER_INSTANCEGROUPKIND_CPU && kind != TRITONSERVER_INSTANCEGROUPKIND_GPU)
         return errorf(TRITONSERVER_ERROR_UNSUPPORTED,
-                      "model %s: the clipprep backend runs KIND_CPU instances only (its CUDA "
-                      "path is not wired into the backend yet): set instance_group kind: "
-                      "KIND_CPU", m->name);
+                      "model %s: the clipprep backend runs KIND_CPU instances (CPU path) and "
+                      "KIND_GPU instances (CUDA path); set instance_group kind to one of them",
+                      m->name);
+    int32_t device = 0;
+    if (kind == TRITONSERVER_INSTANCEGROUPKIND_GPU &&
+        (e = TRITONBACKEND_ModelInstanceDeviceId(instance, &device)))
+        return e;
     instance_state *s = calloc(1, sizeof *s);
     if (!s)
         return errorf(TRITONSERVER_ERROR_INTERNAL, "out of memory");
     pthread_mutex_init(&s->scratch_mu, NULL);
     s->model = m;
     s->instance = instance;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    s->workers = m->set.threads > 0 ? m->set.threads : (cores > 0 ? (int)cores : 1);
-    s->pool = parallel_pool_create(s->workers - 1);
-    s->scratch = calloc((size_t)s->workers, sizeof *s->scratch);
-    s->scratch_busy = calloc((size_t)s->workers, sizeof *s->scratch_busy);
-    if (!s->pool || !s->scratch || !s->scratch_busy) {
-        instance_free(s);
-        return errorf(TRITONSERVER_ERROR_INTERNAL, "out of memory");
+    if (kind == TRITONSERVER_INSTANCEGROUPKIND_GPU) { /* the executor has its own threads */
+        if ((e = gpu_start(s, device))) {
+            instance_free(s);
+            return e;
+        }
+    } else {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        s->workers = m->set.threads > 0 ? m->set.threads : (cores > 0 ? (int)cores : 1);
+        s->pool = parallel_pool_create(s->workers - 1);
+        s->scratch = calloc((size_t)s->workers, sizeof *s->scratch);
+        s->scratch_busy = calloc((size_t)s->workers, sizeof *s->scratch_busy);
+        if (!s->pool || !s->scratch || !s->scratch_busy) {
+            instance_free(s);
+            return errorf(TRITONSERVER_ERROR_INTERNAL, "out of memory");
+        }
     }
     if ((e = TRITONBACKEND_ModelInstanceSetState(instance, s)))
         instance_free(s);
@@ -259,12 +340,23 @@ TRITONSERVER_Error *TRITONBACKEND_ModelInstanceFinalize(TRITONBACKEND_ModelInsta
 
 /* ---- execute ------------------------------------------------------------------------------ */
 
+struct gpu_run;
+
+/* A request as the CUDA executor sees it (job.h's opaque `struct request`; the daemon's own is
+ * in server/request.h, which this library does not link): job_complete and job_request_failed
+ * below are this backend's. */
+struct request {
+    struct gpu_run *run;
+    atomic_int first_failed;   /* the lowest index of a failed image, INT_MAX while none */
+};
+
 typedef struct {
     TRITONBACKEND_Request *req;
     TRITONBACKEND_Response *resp;
     TRITONSERVER_Error *error; /* the request's failure (first bad image), or NULL */
     uint8_t *joined;           /* the input when Triton handed it in several buffers */
     int first, count;          /* its images: items[first .. first+count) */
+    struct request exec;       /* KIND_GPU: its jobs' owner */
 } request_work;
 
 typedef struct {
@@ -273,6 +365,16 @@ typedef struct {
     bool failed;
     cp_error err;
 } image_item;
+
+/* One execute call's jobs in the CUDA executor. */
+typedef struct gpu_run {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int remaining;             /* jobs not completed yet */
+    job *jobs;                 /* contiguous, as the queue takes them */
+    int *item_of;              /* jobs[k] is items[item_of[k]] */
+    image_item *items;
+} gpu_run;
 
 typedef struct {
     instance_state *inst;
@@ -391,10 +493,14 @@ static TRITONSERVER_Error *prepare_request(const model_state *m, request_work *w
     return NULL;
 }
 
-/* The response and its pixel_values buffer; the jobs' outputs point into it. */
-static TRITONSERVER_Error *prepare_output(const model_state *m, request_work *w,
+/* The response and its pixel_values buffer; the jobs' outputs point into it. A KIND_GPU
+ * instance asks for GPU memory on its device and takes what Triton gives: GPU memory (of any
+ * device: the copies use unified addressing) is written by the executor directly, host memory
+ * (CPU or pinned) from the executor's pinned output. */
+static TRITONSERVER_Error *prepare_output(const instance_state *s, request_work *w,
                                           image_item *items)
 {
+    const model_state *m = s->model;
     TRITONSERVER_Error *e = TRITONBACKEND_ResponseNew(&w->resp, w->req);
     if (e)
         return e;
@@ -408,16 +514,23 @@ static TRITONSERVER_Error *prepare_output(const model_state *m, request_work *w,
     size_t slot = (size_t)3 * m->prof->out_height * m->prof->out_width *
                   tensor_dtype_size(m->set.dtype);
     void *buf;
-    TRITONSERVER_MemoryType mt = TRITONSERVER_MEMORY_CPU;
-    int64_t mt_id = 0;
+    TRITONSERVER_MemoryType mt = s->gpu ? TRITONSERVER_MEMORY_GPU : TRITONSERVER_MEMORY_CPU;
+    int64_t mt_id = s->gpu ? s->device : 0;
     if ((e = TRITONBACKEND_OutputBuffer(out, &buf, slot * (size_t)w->count, &mt, &mt_id)))
         return e;
-    if (mt == TRITONSERVER_MEMORY_GPU)
+    if (mt == TRITONSERVER_MEMORY_GPU && !s->gpu)
         return errorf(TRITONSERVER_ERROR_UNSUPPORTED,
-                      "Triton offered GPU memory for pixel_values; the clipprep backend writes "
-                      "host memory");
-    for (int i = 0; i < w->count; i++)
-        items[w->first + i].j.out = (uint8_t *)buf + slot * (size_t)i;
+                      "Triton offered GPU memory for pixel_values to a KIND_CPU instance; it "
+                      "writes host memory (use a KIND_GPU instance for GPU outputs)");
+    if (!buf && w->count > 0)
+        return errorf(TRITONSERVER_ERROR_INTERNAL, "Triton gave no buffer for pixel_values");
+    bool device = mt == TRITONSERVER_MEMORY_GPU;
+    for (int i = 0; i < w->count; i++) {
+        job *j = &items[w->first + i].j;
+        j->out = (uint8_t *)buf + slot * (size_t)i;
+        j->out_direct = device; /* copied on the batch's stream, device to device */
+        j->out_device = device; /* a CPU-path result gets there through a CUDA copy */
+    }
     return NULL;
 }
 
@@ -437,6 +550,107 @@ static void scratch_give(instance_state *s, cpu_scratch *c)
     pthread_mutex_lock(&s->scratch_mu);
     s->scratch_busy[c - s->scratch] = false;
     pthread_mutex_unlock(&s->scratch_mu);
+}
+
+/* ---- KIND_GPU: the CUDA executor's completion callbacks (job.h) ---- */
+
+void job_complete(job *j, const cp_error *err)
+{
+    gpu_run *run = j->req->run;
+    pthread_mutex_lock(&run->mu);
+    if (err) {
+        image_item *it = &run->items[run->item_of[j - run->jobs]];
+        it->failed = true;
+        it->err = *err;
+        if (j->index < atomic_load(&j->req->first_failed))
+            atomic_store(&j->req->first_failed, j->index);
+    }
+    if (--run->remaining == 0)
+        pthread_cond_signal(&run->cv);
+    pthread_mutex_unlock(&run->mu);
+}
+
+/* Images after a failed one may be skipped (the request fails with its lowest bad index). */
+bool job_request_failed(const job *j)
+{
+    return j->index > atomic_load(&j->req->first_failed);
+}
+
+/* Runs the batch's images on the instance's CUDA executor and waits until every one is
+ * complete: in device memory after its stream's synchronisation, or failed. */
+static void run_gpu(instance_state *s, request_work *reqs, image_item *items, int n_items)
+{
+    gpu_run run = {.items = items};
+    pthread_mutex_init(&run.mu, NULL);
+    pthread_cond_init(&run.cv, NULL);
+    run.jobs = calloc(n_items ? (size_t)n_items : 1, sizeof *run.jobs);
+    run.item_of = calloc(n_items ? (size_t)n_items : 1, sizeof *run.item_of);
+    int n = 0;
+    for (int i = 0; i < n_items; i++) {
+        request_work *w = &reqs[items[i].request];
+        if (w->error)
+            continue;
+        if (!run.jobs || !run.item_of) {
+            items[i].failed = true;
+            cp_fail(&items[i].err, CP_ERR_INTERNAL, "out of memory");
+            continue;
+        }
+        w->exec.run = &run;
+        atomic_store(&w->exec.first_failed, INT_MAX);
+        run.jobs[n] = items[i].j;
+        run.jobs[n].req = &w->exec;
+        run.item_of[n++] = i;
+    }
+    if (n > 0) {
+        run.remaining = n;
+        /* (an execute call holds at most max_batch_size images: the queue's capacity, and no
+           other call of this instance is in flight) */
+        if (queue_reserve(&s->queue, n)) {
+            queue_push_reserved(&s->queue, run.jobs, n);
+            pthread_mutex_lock(&run.mu);
+            while (run.remaining > 0)
+                pthread_cond_wait(&run.cv, &run.mu);
+            pthread_mutex_unlock(&run.mu);
+        } else {
+            for (int k = 0; k < n; k++) {
+                items[run.item_of[k]].failed = true;
+                cp_fail(&items[run.item_of[k]].err, CP_ERR_OVERLOADED,
+                        "the instance's batch queue is full");
+            }
+        }
+    }
+    free(run.jobs);
+    free(run.item_of);
+    pthread_cond_destroy(&run.cv);
+    pthread_mutex_destroy(&run.mu);
+    int lost = atomic_load(&s->ex->gpus_lost);
+    if (lost > s->gpus_lost_reported) {
+        s->gpus_lost_reported = lost;
+        char msg[640];
+        snprintf(msg, sizeof msg, "clipprep: model %s: KIND_GPU instance on device %d: the GPU "
+                 "was taken out of service (its CUDA context is lost or every batch fails; "
+                 "docs/gpu.md): images are computed on the CPU path, and requests whose output "
+                 "is in GPU memory fail with UNAVAILABLE; restart the server to get a new "
+                 "context", s->model->name, s->device);
+        TRITONSERVER_Error *le = TRITONSERVER_LogMessage(TRITONSERVER_LOG_ERROR, __FILE__,
+                                                         __LINE__, msg);
+        if (le)
+            TRITONSERVER_ErrorDelete(le);
+    }
+}
+
+/* Triton's code for a failed image: the daemon's HTTP status classes. */
+static TRITONSERVER_Error_Code image_error_code(cp_status st)
+{
+    switch (st) {
+    case CP_ERR_UNAVAILABLE:
+    case CP_ERR_OVERLOADED:
+        return TRITONSERVER_ERROR_UNAVAILABLE;
+    case CP_ERR_INTERNAL:
+        return TRITONSERVER_ERROR_INTERNAL;
+    default:
+        return TRITONSERVER_ERROR_INVALID_ARG;
+    }
 }
 
 static void process_one(void *arg, int i)
@@ -485,14 +699,18 @@ TRITONSERVER_Error *TRITONBACKEND_ModelInstanceExecute(TRITONBACKEND_ModelInstan
             w->count = 0;
             continue;
         }
-        w->error = prepare_output(m, w, items);
+        w->error = prepare_output(s, w, items);
         if (w->error) /* its items stay in the list but are skipped (process_one) */
             continue;
     }
 
     uint64_t compute_start = now_ns();
-    batch_ctx ctx = {s, reqs, items};
-    parallel_for(s->pool, n_items, process_one, &ctx);
+    if (s->gpu) {
+        run_gpu(s, reqs, items, n_items);
+    } else {
+        batch_ctx ctx = {s, reqs, items};
+        parallel_for(s->pool, n_items, process_one, &ctx);
+    }
     uint64_t compute_end = now_ns();
 
     uint64_t ok_images = 0;
@@ -501,7 +719,7 @@ TRITONSERVER_Error *TRITONBACKEND_ModelInstanceExecute(TRITONBACKEND_ModelInstan
         for (int i = 0; !w->error && i < w->count; i++) {
             image_item *it = &items[w->first + i];
             if (it->failed)
-                w->error = errorf(TRITONSERVER_ERROR_INVALID_ARG, "image %d: %s: %s", i,
+                w->error = errorf(image_error_code(it->err.status), "image %d: %s: %s", i,
                                   cp_status_code_name(it->err.status), it->err.message);
         }
         if (!w->resp) {
@@ -527,6 +745,7 @@ TRITONSERVER_Error *TRITONBACKEND_ModelInstanceExecute(TRITONBACKEND_ModelInstan
             TRITONSERVER_ErrorDelete(w->error);
         free(w->joined);
     }
+    axis_coeffs_cache_clear(); /* Triton's thread keeps no coefficient tables past the call */
     if (ok_images)
         log_error("could not report batch statistics",
                   TRITONBACKEND_ModelInstanceReportBatchStatistics(

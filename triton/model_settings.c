@@ -153,7 +153,8 @@ bool model_settings_parse(const char *json, size_t len, model_settings *s, char 
         goto out;
 
     static const char *const known[] = {"profile", "reference", "exif", "mode", "profiles_dir",
-                                         "max_pixels", "max_scans", "threads"};
+                                         "max_pixels", "max_scans", "threads",
+                                         "staging_bytes"};
     const cJSON *item;
     cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(config, "parameters"))
     {
@@ -162,7 +163,8 @@ bool model_settings_parse(const char *json, size_t len, model_settings *s, char 
             k++;
         if (k == sizeof known / sizeof *known) {
             fail(err, err_len, "unknown parameter \"%s\" (known: profile, reference, exif, "
-                               "mode, profiles_dir, max_pixels, max_scans, threads)", item->string);
+                               "mode, profiles_dir, max_pixels, max_scans, threads, "
+                               "staging_bytes)", item->string);
             goto out;
         }
     }
@@ -205,7 +207,9 @@ bool model_settings_parse(const char *json, size_t len, model_settings *s, char 
     long long threads = 0, scans = s->max_scans;
     if (!parse_int_param(config, "max_pixels", 1, 1LL << 40, &s->max_pixels, err, err_len) ||
         !parse_int_param(config, "max_scans", 0, 1000000, &scans, err, err_len) ||
-        !parse_int_param(config, "threads", 0, 1024, &threads, err, err_len))
+        !parse_int_param(config, "threads", 0, 1024, &threads, err, err_len) ||
+        !parse_int_param(config, "staging_bytes", 1 << 20, 1LL << 40, &s->staging_bytes, err,
+                         err_len))
         goto out;
     s->threads = (int)threads;
     s->max_scans = (int)scans;

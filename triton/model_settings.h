@@ -1,8 +1,8 @@
 /* model_settings.h — what a clip_preprocess model's config.pbtxt asks of the backend, read from
  * the model configuration Triton hands over as JSON: the `parameters` (profile, reference,
- * exif, mode, profiles_dir, max_pixels, threads) and the tensor contract (input `images`
- * TYPE_STRING dims [1], output `pixel_values` TYPE_FP32 | TYPE_FP16 dims [3, H, W],
- * max_batch_size > 0). Every refusal names the key and the accepted values. */
+ * exif, mode, profiles_dir, max_pixels, max_scans, threads, staging_bytes) and the tensor
+ * contract (input `images` TYPE_STRING dims [1], output `pixel_values` TYPE_FP32 | TYPE_FP16
+ * dims [3, H, W], max_batch_size > 0). Every refusal names the key and the accepted values. */
 #ifndef CLIPPREP_TRITON_MODEL_SETTINGS_H
 #define CLIPPREP_TRITON_MODEL_SETTINGS_H
 
@@ -21,6 +21,9 @@ typedef struct {
     long long max_pixels;
     int max_scans;
     int threads;         /* worker threads per instance; 0 = one per online core */
+    long long staging_bytes; /* KIND_GPU: the CUDA executor's decoded-pixel staging (pinned
+                                host + device, split over its 2 slots); 0 = the daemon's
+                                default (512 MiB). Larger images take the CPU path. */
     tensor_dtype dtype;  /* of pixel_values */
     int max_batch_size;
     int out_h, out_w;    /* pixel_values dims [3, out_h, out_w] */

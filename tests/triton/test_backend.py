@@ -162,8 +162,8 @@ def test_undecodable_and_malformed_inputs_are_named(triton, images):
     ({"mode": "quick"}, (3, 224, 224), "KIND_CPU", "parameter mode: expected exact or fast"),
     ({"profle": "clip-224"}, (3, 224, 224), "KIND_CPU", 'unknown parameter "profle"'),
     ({}, (224, 224), "KIND_CPU", "dims must be [ 3, H, W ]"),
-    # (KIND_GPU is refused by the backend too, but on a machine without a GPU Triton refuses
-    # it before the backend sees it)
+    # (KIND_GPU: on a machine without a GPU Triton refuses it before the backend sees it;
+    # the backend's KIND_GPU path is tested by tests/triton/mock_triton.c, make test-triton-mock)
 ], ids=["reference", "profile", "dims-vs-profile", "exif", "mode", "typo", "dims"])
 def test_misconfigured_models_refuse_to_load_saying_why(triton, params, dims, kind, message):
     name = "bad_" + re.sub(r"\W", "_", message)[:40]
