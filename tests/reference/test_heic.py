@@ -397,7 +397,7 @@ def test_alpha_onto_white_for_transformers5(heic_daemon, name):
 
 @pytest.mark.parametrize("reference", ["transformers5", "transformers5-pil", "open_clip"])
 @pytest.mark.parametrize("name", ["q90_420", "clap_odd_rot90", "gray", "orient5_odd_420",
-                                  "b10_clap_rot90"])
+                                  "b10_clap_rot90", "rgba_420", "clap_rgba_rot"])
 def test_profile_against_references(heic_daemon, reference, name):
     data = FILES[name]
     fn = refs.build(reference, json.loads((PROFILES_DIR / "clip-224.json").read_text()))
