@@ -245,7 +245,8 @@ def grid_heic(im: Image.Image, tw: int, th: int, tmp_dir, quality=85) -> bytes:
             tiles.append(img.value)
     arr = (ctypes.c_void_p * len(tiles))(*tiles)
     handle = ctypes.c_void_p()
-    ck(lib.heif_context_encode_grid(ctx, arr, rows, cols, enc, None, ctypes.byref(handle)))
+    # (libheif 1.20's header names the arguments rows, columns; its code reads columns, rows)
+    ck(lib.heif_context_encode_grid(ctx, arr, cols, rows, enc, None, ctypes.byref(handle)))
     path = os.path.join(str(tmp_dir), f"grid_{tw}x{th}.heic")
     ck(lib.heif_context_write_to_file(ctx, path.encode()))
     with open(path, "rb") as fh:
@@ -301,6 +302,9 @@ def _files() -> dict[str, bytes]:
         g = grid_heic(photo, 128, 96, tmp)
         f["grid_128x96"] = g
         f["grid_clap_rot270"] = add_clap(g, (601, 1), (453, 1), (-3, 1), (5, 2), irot=3)
+        # as phones write it: 512x512 tiles, the clean aperture trimming the tile padding
+        f["grid_512_clap_rot90"] = add_clap(grid_heic(_photo((1024, 512)), 512, 512, tmp),
+                                            (1019, 1), (509, 1), (-2, 1), (-1, 2), irot=1)
         f["grid_odd_tiles_clap_rot90"] = add_clap(grid_heic(_photo((330, 250)), 33, 25, tmp),
                                                   (320, 1), (240, 1), (-1, 1), (1, 1), irot=1)
     return f
