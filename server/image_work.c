@@ -9,7 +9,7 @@
 #include "transpose.h"
 #include "vlm/vlm_work.h"
 
-static bool ensure(uint8_t **buf, size_t *cap, size_t need)
+bool scratch_grow(uint8_t **buf, size_t *cap, size_t need)
 {
     if (*cap >= need)
         return true;
@@ -61,9 +61,9 @@ static bool process_transposed(job *j, cpu_scratch *s, int w, int h, const image
     size_t rgb_bytes = (size_t)w * h * 3;
     size_t esize = tensor_dtype_size(j->dtype);
     size_t plane = (size_t)g->out_w * g->out_h;
-    if (!ensure(&s->rgb, &s->rgb_cap, rgb_bytes + RESAMPLE_SIMD_PAD) ||
-        !ensure(&s->trans, &s->trans_cap, rgb_bytes + RESAMPLE_SIMD_PAD) ||
-        !ensure(&s->tout, &s->tout_cap, plane * 3 * esize))
+    if (!scratch_grow(&s->rgb, &s->rgb_cap, rgb_bytes + RESAMPLE_SIMD_PAD) ||
+        !scratch_grow(&s->trans, &s->trans_cap, rgb_bytes + RESAMPLE_SIMD_PAD) ||
+        !scratch_grow(&s->tout, &s->tout_cap, plane * 3 * esize))
         return cp_fail(err, CP_ERR_OVERLOADED, "out of memory for a %dx%d image", w, h);
     decode_options dopt = j->dopt; /* whole image: no region */
     uint64_t t0 = monotonic_ns();
@@ -76,7 +76,7 @@ static bool process_transposed(job *j, cpu_scratch *s, int w, int h, const image
     if (!resize_plan_build_kind(&plan, h, w, g->resized_h, g->resized_w, g->left, g->top,
                                 g->out_h, g->out_w, j->prof->filter, reference_coeffs(j->ref)))
         return cp_fail(err, CP_ERR_INTERNAL, "could not plan a %dx%d resize", w, h);
-    bool ok = ensure(&s->tmp, &s->tmp_cap, resize_plan_scratch_bytes(&plan) + RESAMPLE_SIMD_PAD);
+    bool ok = scratch_grow(&s->tmp, &s->tmp_cap, resize_plan_scratch_bytes(&plan) + RESAMPLE_SIMD_PAD);
     if (ok) {
         preprocess_image_cpu(&plan, s->trans, (size_t)h * 3, j->table, j->dtype, s->tout, s->tmp);
         for (int c = 0; c < 3; c++) /* planes of out_w rows x out_h columns -> out_h x out_w */
@@ -103,7 +103,7 @@ bool process_job_cpu(job *j, cpu_scratch *s, cp_error *err)
     geometry_for_decode(j->prof, j->ref, &j->dopt, w, h, &g);
     if (!j->dopt.native.on && reference_vertical_first(j->ref, w, h, g.resized_w, g.resized_h))
         return process_transposed(j, s, w, h, &g, err);
-    if (!ensure(&s->rgb, &s->rgb_cap, rgb_bytes + RESAMPLE_SIMD_PAD))
+    if (!scratch_grow(&s->rgb, &s->rgb_cap, rgb_bytes + RESAMPLE_SIMD_PAD))
         return cp_fail(err, CP_ERR_OVERLOADED, "out of memory for a %dx%d image", w, h);
     resize_plan plan;
     if (!resize_plan_build_kind(&plan, w, h, g.resized_w, g.resized_h, g.top, g.left, g.out_w,
@@ -124,7 +124,7 @@ bool process_job_cpu(job *j, cpu_scratch *s, cp_error *err)
     uint64_t t1 = monotonic_ns();
     metrics_observe_ns(HIST_DECODE_SECONDS, t1 - t0);
 
-    bool ok = ensure(&s->tmp, &s->tmp_cap, resize_plan_scratch_bytes(&plan) + RESAMPLE_SIMD_PAD);
+    bool ok = scratch_grow(&s->tmp, &s->tmp_cap, resize_plan_scratch_bytes(&plan) + RESAMPLE_SIMD_PAD);
     if (ok)
         preprocess_image_cpu(&plan, s->rgb, (size_t)w * 3, j->table, j->dtype, j->out, s->tmp);
     resize_plan_free(&plan);

@@ -21,6 +21,8 @@ typedef struct {
 } cpu_scratch;
 
 bool process_job_cpu(job *j, cpu_scratch *s, cp_error *err);
+/* Grows one scratch buffer (realloc) to at least `need` bytes. */
+bool scratch_grow(uint8_t **buf, size_t *cap, size_t need);
 /* Sets the decode options the job's reference needs (j->prof, j->ref, j->hdr and the other
  * options set): transparency onto white (transformers 5), open_clip's own-mode resize for
  * non-RGB Pillow modes (which also turns fast mode off for that image). */

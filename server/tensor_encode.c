@@ -1,4 +1,4 @@
-/* tensor_encode.c — .npy headers and JSON tensors. */
+/* tensor_encode.c — output format names and the JSON of a classic tensor. */
 #include "tensor_encode.h"
 
 #include <stdio.h>
@@ -32,34 +32,6 @@ const char *output_format_content_type(output_format f)
     case OUT_NPZ: return "application/zip";
     default: return "application/json";
     }
-}
-
-static int npy_dict(char *buf, size_t cap, int n, int h, int w, tensor_dtype dtype)
-{
-    return snprintf(buf, cap, "{'descr': '%s', 'fortran_order': False, 'shape': (%d, 3, %d, %d), }",
-                    dtype == DTYPE_FLOAT16 ? "<f2" : "<f4", n, h, w);
-}
-
-size_t npy_header_size(int n, int h, int w, tensor_dtype dtype)
-{
-    char dict[256];
-    size_t len = (size_t)npy_dict(dict, sizeof dict, n, h, w, dtype);
-    /* magic(6) + version(2) + header length(2) + dict + padding + '\n', 64-byte aligned */
-    return (10 + len + 1 + 63) / 64 * 64;
-}
-
-void npy_header_write(char *dst, int n, int h, int w, tensor_dtype dtype)
-{
-    size_t total = npy_header_size(n, h, w, dtype);
-    char dict[256];
-    int len = npy_dict(dict, sizeof dict, n, h, w, dtype);
-    memcpy(dst, "\x93NUMPY\x01\x00", 8);
-    size_t hlen = total - 10;
-    dst[8] = (char)(hlen & 0xff);
-    dst[9] = (char)(hlen >> 8);
-    memcpy(dst + 10, dict, (size_t)len);
-    memset(dst + 10 + len, ' ', total - 10 - (size_t)len - 1);
-    dst[total - 1] = '\n';
 }
 
 char *tensor_to_json(const char *profile, int n, int h, int w, tensor_dtype dtype,

@@ -459,6 +459,39 @@ bool triton_vlm_layout(request *r, cp_error *err)
     return true;
 }
 
+/* A binary answer: the JSON header, padded to the size reserved in front of the outputs when
+ * the request started, then the outputs' bytes; the buffer passes to the response. NULL when
+ * the header is not the size reserved or no response could be made. */
+static struct MHD_Response *binary_answer(request *r, const char *hdr, size_t len)
+{
+    if (!hdr || ((len + 15) & ~(size_t)15) != r->out_prefix)
+        return NULL;
+    memcpy(r->out_buf, hdr, len);
+    memset(r->out_buf + len, ' ', r->out_prefix - len);
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer_with_free_callback(r->out_size, r->out_buf, free);
+    if (!resp)
+        return NULL;
+    r->out_buf = NULL;
+    char hl[32];
+    snprintf(hl, sizeof hl, "%zu", r->out_prefix);
+    MHD_add_response_header(resp, "Inference-Header-Content-Length", hl);
+    MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
+    return resp;
+}
+
+/* A JSON answer from a malloc'd text (freed here when no response could be made). */
+static struct MHD_Response *json_text_answer(char *text, size_t len)
+{
+    struct MHD_Response *resp =
+        text ? MHD_create_response_from_buffer_with_free_callback(len, text, free) : NULL;
+    if (resp)
+        MHD_add_response_header(resp, "Content-Type", "application/json");
+    else
+        free(text);
+    return resp;
+}
+
 void triton_build_response(request *r)
 {
     const profile *p = r->prof;
@@ -476,85 +509,43 @@ void triton_build_response(request *r)
         return;
     }
     kserve_request *k = r->kreq;
+    size_t len = 0;
     if (r->vplans) { /* a vision-language model: one output per array */
-        size_t len = 0;
         char *text = kserve_format_arrays_response(p->name, k->id, &r->layout, r->dtype,
                                                    k->binary_output, r->out_ptr, &len);
-        if (text && k->binary_output && ((len + 15) & ~(size_t)15) == r->out_prefix) {
-            memcpy(r->out_buf, text, len);
-            memset(r->out_buf + len, ' ', r->out_prefix - len);
-            resp = MHD_create_response_from_buffer_with_free_callback(r->out_size, r->out_buf, free);
-            if (resp) {
-                r->out_buf = NULL;
-                char hl[32];
-                snprintf(hl, sizeof hl, "%zu", r->out_prefix);
-                MHD_add_response_header(resp, "Inference-Header-Content-Length", hl);
-                MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
-            }
+        if (k->binary_output) {
+            resp = binary_answer(r, text, len);
             free(text);
-        } else if (text && !k->binary_output) {
-            resp = MHD_create_response_from_buffer_with_free_callback(len, text, free);
-            if (resp)
-                MHD_add_response_header(resp, "Content-Type", "application/json");
-            else
-                free(text);
         } else {
-            free(text);
+            resp = json_text_answer(text, len);
         }
-        if (!resp) {
-            char *body = kserve_format_error("could not build the response");
-            r->response_status = 500;
+    } else {
+        uint64_t bytes = (uint64_t)r->n_images * 3 * p->out_height * p->out_width *
+                         tensor_dtype_size(r->dtype);
+        kserve_response kr = {.model = p->name, .id = k->id, .n = r->n_images,
+                              .h = p->out_height, .w = p->out_width,
+                              .fp16 = r->dtype == DTYPE_FLOAT16, .byte_size = bytes,
+                              .values = r->out_ptr};
+        cp_error werr = {0};
+        if (r->region && !r->region_on_device &&
+            !shm_region_write(r->region, k->shm_offset, r->out_buf + r->out_prefix, bytes,
+                              &werr)) {
+            char *body = kserve_format_error(werr.message); /* that request's error only */
+            r->response_status = 400;
             r->response = body ? json_response(body) : NULL;
             free(body);
             return;
         }
-        r->response = resp;
-        r->response_status = 200;
-        return;
-    }
-    uint64_t bytes = (uint64_t)r->n_images * 3 * p->out_height * p->out_width *
-                     tensor_dtype_size(r->dtype);
-    kserve_response kr = {.model = p->name, .id = k->id, .n = r->n_images, .h = p->out_height,
-                          .w = p->out_width, .fp16 = r->dtype == DTYPE_FLOAT16,
-                          .byte_size = bytes, .values = r->out_ptr};
-    size_t len = 0;
-    cp_error werr = {0};
-    if (r->region && !r->region_on_device &&
-        !shm_region_write(r->region, k->shm_offset, r->out_buf + r->out_prefix, bytes, &werr)) {
-        char *body = kserve_format_error(werr.message); /* that request's error, nothing more */
-        r->response_status = 400;
-        r->response = body ? json_response(body) : NULL;
-        free(body);
-        return;
-    }
-    if (r->region) {
-        kr.kind = KSERVE_OUT_SHM;
-        kr.shm_region = k->shm_region;
+        kr.kind = r->region ? KSERVE_OUT_SHM
+                            : k->binary_output ? KSERVE_OUT_BINARY : KSERVE_OUT_JSON;
+        kr.shm_region = r->region ? k->shm_region : NULL;
         char *text = kserve_format_response(&kr, &len);
-        if (text)
-            resp = MHD_create_response_from_buffer_with_free_callback(len, text, free);
-    } else if (k->binary_output) {
-        kr.kind = KSERVE_OUT_BINARY;
-        char *hdr = kserve_format_response(&kr, &len);
-        if (hdr && ((len + 15) & ~(size_t)15) == r->out_prefix) { /* as when reserved */
-            memcpy(r->out_buf, hdr, len);
-            memset(r->out_buf + len, ' ', r->out_prefix - len);
-            len = r->out_prefix;
-            resp = MHD_create_response_from_buffer_with_free_callback(r->out_size, r->out_buf, free);
-            if (resp) {
-                r->out_buf = NULL;
-                char hl[32];
-                snprintf(hl, sizeof hl, "%zu", len);
-                MHD_add_response_header(resp, "Inference-Header-Content-Length", hl);
-                MHD_add_response_header(resp, "Content-Type", "application/octet-stream");
-            }
+        if (kr.kind == KSERVE_OUT_BINARY) {
+            resp = binary_answer(r, text, len);
+            free(text);
+        } else {
+            resp = json_text_answer(text, len);
         }
-        free(hdr);
-    } else {
-        kr.kind = KSERVE_OUT_JSON;
-        char *text = kserve_format_response(&kr, &len);
-        if (text)
-            resp = MHD_create_response_from_buffer_with_free_callback(len, text, free);
     }
     if (!resp) {
         char *body = kserve_format_error("could not build the response");
@@ -563,8 +554,6 @@ void triton_build_response(request *r)
         free(body);
         return;
     }
-    if (kr.kind != KSERVE_OUT_BINARY)
-        MHD_add_response_header(resp, "Content-Type", "application/json");
     r->response = resp;
     r->response_status = 200;
 }

@@ -19,6 +19,7 @@
  * (tokens per tile, for vision_tokens; 0 = not counted). thumbnail false (never done by
  * transformers, whose use_thumbnail is always True) is InternVL's original use_thumbnail=False.
  * place_tile is NULL: each tile is 3 planes S x S, in order. */
+#include "hf_config.h"
 #include "vlm.h"
 
 #include <math.h>
@@ -45,18 +46,6 @@ static bool check_sizes(long long s, long long maxp, bool thumb, cp_error *err)
     return true;
 }
 
-static bool get_bool(const cJSON *o, const char *key, bool dflt, bool *out, cp_error *err)
-{
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
-    *out = dflt;
-    if (!j || cJSON_IsNull(j))
-        return true;
-    if (!cJSON_IsBool(j))
-        return cp_fail(err, CP_ERR_CONFIG, "key \"%s\": expected true or false", key);
-    *out = cJSON_IsTrue(j);
-    return true;
-}
-
 static bool parse(const cJSON *vlm, vlm_params *v, cp_error *err)
 {
     static const char *const keys[] = {"processor",  "tile_size", "min_patches",
@@ -67,7 +56,7 @@ static bool parse(const cJSON *vlm, vlm_params *v, cp_error *err)
         !vlm_get_int(vlm, "tile_size", true, 1, MAX_TILE_SIDE, &s, err) ||
         !vlm_get_int(vlm, "min_patches", false, 1, MAX_PATCHES, &minp, err) ||
         !vlm_get_int(vlm, "max_patches", false, 1, MAX_PATCHES, &maxp, err) ||
-        !get_bool(vlm, "thumbnail", true, &thumb, err) ||
+        !vlm_get_bool(vlm, "thumbnail", true, &thumb, err) ||
         !vlm_get_int(vlm, "image_seq_length", false, 0, 1 << 20, &seq, err) ||
         !check_sizes(s, maxp, thumb, err))
         return false;
@@ -90,38 +79,6 @@ static void to_json(const vlm_params *v, cJSON *vlm)
 }
 
 /* ---- preprocessor_config.json ------------------------------------------------------------ */
-
-static const cJSON *given(const cJSON *o, const char *k)
-{
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, k);
-    return (j && !cJSON_IsNull(j)) ? j : NULL;
-}
-
-static bool get_stats(const cJSON *o, const char *key, bool positive, double out[3],
-                      cp_error *err)
-{
-    const cJSON *j = given(o, key);
-    if (!j)
-        return true;
-    if (cJSON_IsNumber(j)) {
-        out[0] = out[1] = out[2] = j->valuedouble;
-    } else if (cJSON_IsArray(j) && cJSON_GetArraySize(j) == 3) {
-        for (int i = 0; i < 3; i++) {
-            const cJSON *e = cJSON_GetArrayItem(j, i);
-            if (!cJSON_IsNumber(e))
-                return cp_fail(err, CP_ERR_CONFIG, "key \"%s\"[%d]: expected a number", key, i);
-            out[i] = e->valuedouble;
-        }
-    } else {
-        return cp_fail(err, CP_ERR_CONFIG,
-                       "key \"%s\": expected a number or 3 numbers (R, G, B)", key);
-    }
-    for (int i = 0; i < 3; i++)
-        if (!isfinite(out[i]) || (positive && !(out[i] > 0)))
-            return cp_fail(err, CP_ERR_CONFIG, "key \"%s\"[%d]: must be %s", key, i,
-                           positive ? "> 0" : "finite");
-    return true;
-}
 
 static bool side_of(const cJSON *j, const char *key, long long *out, cp_error *err)
 {
@@ -157,7 +114,7 @@ static bool hf_tile_size(const cJSON *j, long long *s, cp_error *err)
                                "need {\"height\", \"width\"})",
                                e->string);
         }
-        const cJSON *hh = given(j, "height"), *ww = given(j, "width");
+        const cJSON *hh = hf_given(j, "height"), *ww = hf_given(j, "width");
         if (!hh || !ww)
             return cp_fail(err, CP_ERR_CONFIG, "key \"size\": needs both height and width");
         if (!side_of(hh, "size.height", &h, err) || !side_of(ww, "size.width", &w, err))
@@ -202,11 +159,11 @@ static bool import_hf(const cJSON *root, profile *p, cp_error *err)
                            e->string);
     }
     bool do_resize, do_rescale, do_normalize, do_crop, crop_patches;
-    if (!get_bool(root, "do_resize", true, &do_resize, err) ||
-        !get_bool(root, "do_rescale", true, &do_rescale, err) ||
-        !get_bool(root, "do_normalize", true, &do_normalize, err) ||
-        !get_bool(root, "do_center_crop", false, &do_crop, err) ||
-        !get_bool(root, "crop_to_patches", false, &crop_patches, err))
+    if (!hf_bool(root, "do_resize", true, &do_resize, err) ||
+        !hf_bool(root, "do_rescale", true, &do_rescale, err) ||
+        !hf_bool(root, "do_normalize", true, &do_normalize, err) ||
+        !hf_bool(root, "do_center_crop", false, &do_crop, err) ||
+        !hf_bool(root, "crop_to_patches", false, &crop_patches, err))
         return false;
     if (!do_resize)
         return cp_fail(err, CP_ERR_CONFIG,
@@ -224,7 +181,7 @@ static bool import_hf(const cJSON *root, profile *p, cp_error *err)
     static const char *const fixed_meta[] = {"data_format", "input_data_format",
                                              "return_tensors", NULL};
     for (const char *const *k = fixed_meta; *k; k++) {
-        const cJSON *j = given(root, *k);
+        const cJSON *j = hf_given(root, *k);
         if (j && !(cJSON_IsString(j) && (!strcmp(j->valuestring, "channels_first") ||
                                          !strcmp(j->valuestring, "pt") ||
                                          !strcmp(j->valuestring, "np"))))
@@ -233,14 +190,14 @@ static bool import_hf(const cJSON *root, profile *p, cp_error *err)
                            "reproduced",
                            *k);
     }
-    const cJSON *dev = given(root, "device");
+    const cJSON *dev = hf_given(root, "device");
     if (dev && !(cJSON_IsString(dev) && !strcmp(dev->valuestring, "cpu")))
         return cp_fail(err, CP_ERR_CONFIG,
                        "key \"device\": clipprep reproduces the processor run on the CPU");
-    const cJSON *dts = given(root, "default_to_square");
+    const cJSON *dts = hf_given(root, "default_to_square");
     if (dts && !cJSON_IsBool(dts))
         return cp_fail(err, CP_ERR_CONFIG, "key \"default_to_square\": expected true or false");
-    const cJSON *sz = given(root, "size");
+    const cJSON *sz = hf_given(root, "size");
     if (dts && cJSON_IsFalse(dts) && sz && cJSON_IsNumber(sz))
         return cp_fail(err, CP_ERR_CONFIG,
                        "key \"size\": an integer with default_to_square false is a shortest "
@@ -249,7 +206,7 @@ static bool import_hf(const cJSON *root, profile *p, cp_error *err)
     /* InternVLProcessor calls the image processor with crop_to_patches=True whatever the
      * config says (its images_kwargs default); the image processor alone tiles only when the
      * config asks. Without tiling the output is one S x S tile per image: min = max = 1. */
-    const cJSON *pc = given(root, "processor_class");
+    const cJSON *pc = hf_given(root, "processor_class");
     bool internvl = cJSON_IsString(pc) && !strcmp(pc->valuestring, "InternVLProcessor");
     bool tiling = crop_patches || internvl;
 
@@ -274,37 +231,17 @@ static bool import_hf(const cJSON *root, profile *p, cp_error *err)
     p->vlm.image_seq_length = (int)seq;
 
     p->filter = FILTER_BICUBIC;
-    const cJSON *rs = given(root, "resample");
-    if (rs) {
-        static const char *const pil_names[] = {"NEAREST", "LANCZOS", "BILINEAR",
-                                                "BICUBIC", "BOX", "HAMMING"};
-        double d = cJSON_IsNumber(rs) ? rs->valuedouble : NAN;
-        if (!(d >= 0 && d <= 5 && d == floor(d)))
-            return cp_fail(err, CP_ERR_CONFIG,
-                           "key \"resample\": expected a Pillow filter code 0..5");
-        if (d == 2)
-            p->filter = FILTER_BILINEAR;
-        else if (d == 3)
-            p->filter = FILTER_BICUBIC;
-        else
-            return cp_fail(err, CP_ERR_CONFIG,
-                           "key \"resample\": %d (%s) is not supported; clipprep reproduces 2 "
-                           "(BILINEAR) and 3 (BICUBIC)",
-                           (int)d, pil_names[(int)d]);
-    }
+        if (!hf_resample(root, &p->filter, err))
+        return false;
     p->rescale_factor = RESCALE_1_255;
-    const cJSON *rf = given(root, "rescale_factor");
-    if (rf) {
-        if (!cJSON_IsNumber(rf) || !isfinite(rf->valuedouble) || !(rf->valuedouble > 0))
-            return cp_fail(err, CP_ERR_CONFIG, "key \"rescale_factor\": expected a number > 0");
-        p->rescale_factor = rf->valuedouble;
-    }
+    if (!hf_rescale(root, &p->rescale_factor, err))
+        return false;
     static const double CLIP_MEAN[3] = {0.48145466, 0.4578275, 0.40821073};
     static const double CLIP_STD[3] = {0.26862954, 0.26130258, 0.27577711};
     memcpy(p->mean, CLIP_MEAN, sizeof p->mean);
     memcpy(p->std, CLIP_STD, sizeof p->std);
-    if (!get_stats(root, "image_mean", false, p->mean, err) ||
-        !get_stats(root, "image_std", true, p->std, err))
+    if (!hf_stats(root, "image_mean", false, p->mean, err) ||
+        !hf_stats(root, "image_std", true, p->std, err))
         return false;
     snprintf(p->reference, sizeof p->reference,
              "transformers 5 GotOcr2ImageProcessor%s (torchvision; Pillow: "

@@ -27,6 +27,7 @@
 #include <cjson/cJSON.h>
 
 #include "../geometry.h"
+#include "hf_config.h"
 
 #define RESCALE_1_255 0.00392156862745098
 /* The pre-pad canvas is an M x M copy of the image made before any resize (the library does
@@ -37,49 +38,6 @@ static const double OPENAI_MEAN[3] = {0.48145466, 0.4578275, 0.40821073};
 static const double OPENAI_STD[3] = {0.26862954, 0.26130258, 0.27577711};
 
 /* ---- preprocessor_config.json (shared with llava_next.c) -------------------------------- */
-
-static const cJSON *given(const cJSON *o, const char *k)
-{
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, k);
-    return (j && !cJSON_IsNull(j)) ? j : NULL;
-}
-
-static bool get_bool(const cJSON *o, const char *key, bool dflt, bool *out, cp_error *err)
-{
-    const cJSON *j = given(o, key);
-    *out = dflt;
-    if (!j)
-        return true;
-    if (!cJSON_IsBool(j))
-        return cp_fail(err, CP_ERR_CONFIG, "key \"%s\": expected true, false or null", key);
-    *out = cJSON_IsTrue(j);
-    return true;
-}
-
-static bool get_stats(const cJSON *o, const char *key, bool positive, double out[3],
-                      cp_error *err)
-{
-    const cJSON *j = given(o, key);
-    if (!j)
-        return true;
-    if (cJSON_IsArray(j) && cJSON_GetArraySize(j) == 3) {
-        for (int i = 0; i < 3; i++) {
-            const cJSON *e = cJSON_GetArrayItem(j, i);
-            if (!cJSON_IsNumber(e))
-                return cp_fail(err, CP_ERR_CONFIG, "key \"%s\"[%d]: expected a number", key, i);
-            out[i] = e->valuedouble;
-        }
-    } else {
-        /* (a single float: LlavaImageProcessor's background_color computation iterates over
-         * image_mean and fails on it) */
-        return cp_fail(err, CP_ERR_CONFIG, "key \"%s\": expected 3 numbers (R, G, B)", key);
-    }
-    for (int i = 0; i < 3; i++)
-        if (!isfinite(out[i]) || (positive && !(out[i] > 0)))
-            return cp_fail(err, CP_ERR_CONFIG, "key \"%s\"[%d]: must be %s", key, i,
-                           positive ? "> 0" : "finite");
-    return true;
-}
 
 static bool side(const cJSON *j, const char *key, int *out, cp_error *err)
 {
@@ -94,12 +52,12 @@ static bool side(const cJSON *j, const char *key, int *out, cp_error *err)
 /* size: {"shortest_edge": S} or an int (default_to_square false: the shortest edge). */
 static bool read_size(const cJSON *root, bool to_square, int *se, cp_error *err)
 {
-    const cJSON *j = given(root, "size");
+    const cJSON *j = hf_given(root, "size");
     if (!j)
         return true;
     if (cJSON_IsNumber(j) && !to_square)
         return side(j, "size", se, err);
-    const cJSON *s = cJSON_IsObject(j) ? given(j, "shortest_edge") : NULL;
+    const cJSON *s = cJSON_IsObject(j) ? hf_given(j, "shortest_edge") : NULL;
     if (!s || cJSON_GetArraySize(j) != 1)
         return cp_fail(err, CP_ERR_CONFIG,
                        "key \"size\": only {\"shortest_edge\": N} is reproduced for the LLaVA "
@@ -110,16 +68,16 @@ static bool read_size(const cJSON *root, bool to_square, int *se, cp_error *err)
 /* crop_size: {"height": c, "width": c}, [c, c] or an int: a square. */
 static bool read_crop(const cJSON *root, int *crop, cp_error *err)
 {
-    const cJSON *j = given(root, "crop_size");
+    const cJSON *j = hf_given(root, "crop_size");
     if (!j)
         return true;
     if (cJSON_IsNumber(j))
         return side(j, "crop_size", crop, err);
     int h = 0, w = 0;
-    if (cJSON_IsObject(j) && cJSON_GetArraySize(j) == 2 && given(j, "height") &&
-        given(j, "width")) {
-        if (!side(given(j, "height"), "crop_size.height", &h, err) ||
-            !side(given(j, "width"), "crop_size.width", &w, err))
+    if (cJSON_IsObject(j) && cJSON_GetArraySize(j) == 2 && hf_given(j, "height") &&
+        hf_given(j, "width")) {
+        if (!side(hf_given(j, "height"), "crop_size.height", &h, err) ||
+            !side(hf_given(j, "width"), "crop_size.width", &w, err))
             return false;
     } else if (cJSON_IsArray(j) && cJSON_GetArraySize(j) == 2) {
         if (!side(cJSON_GetArrayItem(j, 0), "crop_size[0]", &h, err) ||
@@ -154,15 +112,15 @@ bool llava_hf_read(const cJSON *root, profile *p, const char *cls, const char *c
                            e->string, cls);
     }
     bool do_rescale, do_normalize, to_square;
-    if (!get_bool(root, "do_resize", true, &c->do_resize, err) ||
-        !get_bool(root, "do_center_crop", true, &c->do_center_crop, err) ||
-        !get_bool(root, "do_rescale", true, &do_rescale, err) ||
-        !get_bool(root, "do_normalize", true, &do_normalize, err) ||
-        !get_bool(root, "do_pad", pad_default, &c->do_pad, err) ||
-        !get_bool(root, "default_to_square", false, &to_square, err))
+    if (!hf_bool(root, "do_resize", true, &c->do_resize, err) ||
+        !hf_bool(root, "do_center_crop", true, &c->do_center_crop, err) ||
+        !hf_bool(root, "do_rescale", true, &do_rescale, err) ||
+        !hf_bool(root, "do_normalize", true, &do_normalize, err) ||
+        !hf_bool(root, "do_pad", pad_default, &c->do_pad, err) ||
+        !hf_bool(root, "default_to_square", false, &to_square, err))
         return false;
     bool rgb;
-    if (!get_bool(root, "do_convert_rgb", true, &rgb, err))
+    if (!hf_bool(root, "do_convert_rgb", true, &rgb, err))
         return false;
     (void)rgb; /* decoding always yields RGB; on RGB input both settings agree */
     if (!do_rescale || !do_normalize)
@@ -173,7 +131,7 @@ bool llava_hf_read(const cJSON *root, profile *p, const char *cls, const char *c
     static const char *const fixed_meta[] = {"data_format", "input_data_format",
                                              "return_tensors", NULL};
     for (const char *const *k = fixed_meta; *k; k++) {
-        const cJSON *j = given(root, *k);
+        const cJSON *j = hf_given(root, *k);
         if (j && !(cJSON_IsString(j) && (!strcmp(j->valuestring, "channels_first") ||
                                          !strcmp(j->valuestring, "pt") ||
                                          !strcmp(j->valuestring, "np"))))
@@ -182,7 +140,7 @@ bool llava_hf_read(const cJSON *root, profile *p, const char *cls, const char *c
                            "reproduced",
                            *k);
     }
-    const cJSON *dev = given(root, "device");
+    const cJSON *dev = hf_given(root, "device");
     if (dev && !(cJSON_IsString(dev) && !strcmp(dev->valuestring, "cpu")))
         return cp_fail(err, CP_ERR_CONFIG,
                        "key \"device\": clipprep reproduces the processor run on the CPU");
@@ -192,35 +150,15 @@ bool llava_hf_read(const cJSON *root, profile *p, const char *cls, const char *c
         return false;
 
     p->filter = FILTER_BICUBIC;
-    const cJSON *rs = given(root, "resample");
-    if (rs) {
-        static const char *const pil_names[] = {"NEAREST", "LANCZOS", "BILINEAR",
-                                                "BICUBIC", "BOX", "HAMMING"};
-        double d = cJSON_IsNumber(rs) ? rs->valuedouble : NAN;
-        if (!(d >= 0 && d <= 5 && d == floor(d)))
-            return cp_fail(err, CP_ERR_CONFIG,
-                           "key \"resample\": expected a Pillow filter code 0..5");
-        if (d == 2)
-            p->filter = FILTER_BILINEAR;
-        else if (d == 3)
-            p->filter = FILTER_BICUBIC;
-        else
-            return cp_fail(err, CP_ERR_CONFIG,
-                           "key \"resample\": %d (%s) is not supported; clipprep reproduces 2 "
-                           "(BILINEAR) and 3 (BICUBIC)",
-                           (int)d, pil_names[(int)d]);
-    }
+        if (!hf_resample(root, &p->filter, err))
+        return false;
     p->rescale_factor = RESCALE_1_255;
-    const cJSON *rf = given(root, "rescale_factor");
-    if (rf) {
-        if (!cJSON_IsNumber(rf) || !isfinite(rf->valuedouble) || !(rf->valuedouble > 0))
-            return cp_fail(err, CP_ERR_CONFIG, "key \"rescale_factor\": expected a number > 0");
-        p->rescale_factor = rf->valuedouble;
-    }
+    if (!hf_rescale(root, &p->rescale_factor, err))
+        return false;
     memcpy(p->mean, OPENAI_MEAN, sizeof p->mean);
     memcpy(p->std, OPENAI_STD, sizeof p->std);
-    if (!get_stats(root, "image_mean", false, p->mean, err) ||
-        !get_stats(root, "image_std", true, p->std, err))
+    if (!hf_stats(root, "image_mean", false, p->mean, err) ||
+        !hf_stats(root, "image_std", true, p->std, err))
         return false;
     memset(p->fill, 0, sizeof p->fill); /* tvF.pad / np.pad / center_crop pad with 0 */
     return true;

@@ -12,6 +12,7 @@
  *
  * Fields of vlm_params read: patch_size, merge_size, temporal_patch_size, min_pixels
  * (size.shortest_edge), max_pixels (size.longest_edge). */
+#include "hf_config.h"
 #include "vlm.h"
 
 #include <math.h>
@@ -80,50 +81,6 @@ static const char *const HF_KEYS[] = {
     "disable_grouping", "device", NULL,
 };
 
-/* absent or null: the class default */
-static const cJSON *given(const cJSON *o, const char *k)
-{
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, k);
-    return (j && !cJSON_IsNull(j)) ? j : NULL;
-}
-
-static bool get_bool(const cJSON *o, const char *key, bool dflt, bool *out, cp_error *err)
-{
-    const cJSON *j = given(o, key);
-    *out = dflt;
-    if (!j) return true;
-    if (!cJSON_IsBool(j))
-        return cp_fail(err, CP_ERR_CONFIG, "key \"%s\": expected true, false or null", key);
-    *out = cJSON_IsTrue(j);
-    return true;
-}
-
-static bool get_stats(const cJSON *o, const char *key, bool positive, double out[3],
-                      cp_error *err)
-{
-    const cJSON *j = given(o, key);
-    if (!j) return true;
-    if (cJSON_IsNumber(j)) {
-        out[0] = out[1] = out[2] = j->valuedouble;
-    } else if (cJSON_IsArray(j) && cJSON_GetArraySize(j) == 3) {
-        for (int i = 0; i < 3; i++) {
-            const cJSON *e = cJSON_GetArrayItem(j, i);
-            if (!cJSON_IsNumber(e))
-                return cp_fail(err, CP_ERR_CONFIG, "key \"%s\"[%d]: expected a number", key, i);
-            out[i] = e->valuedouble;
-        }
-    } else {
-        return cp_fail(err, CP_ERR_CONFIG,
-                       "key \"%s\": expected a number or 3 numbers (R, G, B); clipprep prepares "
-                       "RGB only", key);
-    }
-    for (int i = 0; i < 3; i++)
-        if (!isfinite(out[i]) || (positive && !(out[i] > 0)))
-            return cp_fail(err, CP_ERR_CONFIG, "key \"%s\"[%d]: must be %s", key, i,
-                           positive ? "> 0" : "finite");
-    return true;
-}
-
 static bool import_hf(const cJSON *root, profile *p, cp_error *err)
 {
     const cJSON *e;
@@ -137,10 +94,10 @@ static bool import_hf(const cJSON *root, profile *p, cp_error *err)
                            "Qwen2VLImageProcessor that clipprep reproduces)", e->string);
     }
     bool do_resize, do_rescale, do_normalize, do_rgb;
-    if (!get_bool(root, "do_resize", true, &do_resize, err) ||
-        !get_bool(root, "do_rescale", true, &do_rescale, err) ||
-        !get_bool(root, "do_normalize", true, &do_normalize, err) ||
-        !get_bool(root, "do_convert_rgb", true, &do_rgb, err))
+    if (!hf_bool(root, "do_resize", true, &do_resize, err) ||
+        !hf_bool(root, "do_rescale", true, &do_rescale, err) ||
+        !hf_bool(root, "do_normalize", true, &do_normalize, err) ||
+        !hf_bool(root, "do_convert_rgb", true, &do_rgb, err))
         return false;
     (void)do_rgb; /* decoding always yields RGB */
     if (!do_resize)
@@ -149,7 +106,7 @@ static bool import_hf(const cJSON *root, profile *p, cp_error *err)
     static const char *const fixed_meta[] = {"data_format", "input_data_format", "return_tensors",
                                              NULL};
     for (const char *const *k = fixed_meta; *k; k++) {
-        const cJSON *j = given(root, *k);
+        const cJSON *j = hf_given(root, *k);
         if (j && !(cJSON_IsString(j) && (!strcmp(j->valuestring, "channels_first") ||
                                          !strcmp(j->valuestring, "pt") ||
                                          !strcmp(j->valuestring, "np"))))
@@ -172,7 +129,7 @@ static bool import_hf(const cJSON *root, profile *p, cp_error *err)
     /* __init__: size (else the class default {3136, 1003520}), then min_pixels / max_pixels
      * override its shortest_edge / longest_edge; resize() needs both, non-zero */
     long long minp = DEF_MIN_PIXELS, maxp = DEF_MAX_PIXELS;
-    const cJSON *sz = given(root, "size");
+    const cJSON *sz = hf_given(root, "size");
     if (sz) {
         if (!cJSON_IsObject(sz))
             return cp_fail(err, CP_ERR_CONFIG, "key \"size\": expected {\"shortest_edge\", "
@@ -200,43 +157,26 @@ static bool import_hf(const cJSON *root, profile *p, cp_error *err)
     v->min_pixels = minp;
     v->max_pixels = maxp;
 
-    const cJSON *rs = given(root, "resample");
-    p->filter = FILTER_BICUBIC;
-    if (rs) {
-        static const char *const pil_names[] = {"NEAREST", "LANCZOS", "BILINEAR",
-                                                "BICUBIC", "BOX", "HAMMING"};
-        double d = cJSON_IsNumber(rs) ? rs->valuedouble : NAN;
-        if (!(d >= 0 && d <= 5 && d == floor(d)))
-            return cp_fail(err, CP_ERR_CONFIG,
-                           "key \"resample\": expected a Pillow filter code 0..5");
-        if (d == 2)
-            p->filter = FILTER_BILINEAR;
-        else if (d != 3)
-            return cp_fail(err, CP_ERR_CONFIG,
-                           "key \"resample\": %d (%s) is not supported; clipprep reproduces 2 "
-                           "(BILINEAR) and 3 (BICUBIC)", (int)d, pil_names[(int)d]);
-    }
+        p->filter = FILTER_BICUBIC;
+    if (!hf_resample(root, &p->filter, err))
+        return false;
 
     p->rescale_factor = 1.0;
     if (do_rescale) {
         p->rescale_factor = RESCALE_1_255;
-        const cJSON *rf = given(root, "rescale_factor");
-        if (rf) {
-            if (!cJSON_IsNumber(rf) || !isfinite(rf->valuedouble) || !(rf->valuedouble > 0))
-                return cp_fail(err, CP_ERR_CONFIG, "key \"rescale_factor\": expected a number > 0");
-            p->rescale_factor = rf->valuedouble;
-        }
+        if (!hf_rescale(root, &p->rescale_factor, err))
+            return false;
     }
     memcpy(p->mean, OPENAI_MEAN, sizeof p->mean);
     memcpy(p->std, OPENAI_STD, sizeof p->std);
-    if (!get_stats(root, "image_mean", false, p->mean, err) ||
-        !get_stats(root, "image_std", true, p->std, err))
+    if (!hf_stats(root, "image_mean", false, p->mean, err) ||
+        !hf_stats(root, "image_std", true, p->std, err))
         return false;
     if (!do_normalize) {
         p->mean[0] = p->mean[1] = p->mean[2] = 0;
         p->std[0] = p->std[1] = p->std[2] = 1;
     }
-    const cJSON *t = given(root, "image_processor_type");
+    const cJSON *t = hf_given(root, "image_processor_type");
     snprintf(p->reference, sizeof p->reference,
              "transformers Qwen2VLImageProcessor (PIL path: Qwen2VLImageProcessorPil), from "
              "preprocessor_config.json");

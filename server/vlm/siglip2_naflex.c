@@ -14,6 +14,7 @@
  *
  * Fields of vlm_params read: patch_size, max_num_patches.
  * One tile per image: the whole image resized, patchified by place_tile. */
+#include "hf_config.h"
 #include "vlm.h"
 
 #include <math.h>
@@ -61,50 +62,6 @@ static void to_json(const vlm_params *v, cJSON *vlm)
 
 /* ---- preprocessor_config.json ------------------------------------------------------------ */
 
-static const cJSON *given(const cJSON *o, const char *k)
-{
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, k);
-    return (j && !cJSON_IsNull(j)) ? j : NULL;
-}
-
-static bool get_bool(const cJSON *o, const char *key, bool dflt, bool *out, cp_error *err)
-{
-    const cJSON *j = given(o, key);
-    *out = dflt;
-    if (!j)
-        return true;
-    if (!cJSON_IsBool(j))
-        return cp_fail(err, CP_ERR_CONFIG, "key \"%s\": expected true, false or null", key);
-    *out = cJSON_IsTrue(j);
-    return true;
-}
-
-static bool get_stats(const cJSON *o, const char *key, bool positive, double out[3],
-                      cp_error *err)
-{
-    const cJSON *j = given(o, key);
-    if (!j)
-        return true;
-    if (cJSON_IsNumber(j)) {
-        out[0] = out[1] = out[2] = j->valuedouble;
-    } else if (cJSON_IsArray(j) && cJSON_GetArraySize(j) == 3) {
-        for (int i = 0; i < 3; i++) {
-            const cJSON *e = cJSON_GetArrayItem(j, i);
-            if (!cJSON_IsNumber(e))
-                return cp_fail(err, CP_ERR_CONFIG, "key \"%s\"[%d]: expected a number", key, i);
-            out[i] = e->valuedouble;
-        }
-    } else {
-        return cp_fail(err, CP_ERR_CONFIG,
-                       "key \"%s\": expected a number or 3 numbers (R, G, B)", key);
-    }
-    for (int i = 0; i < 3; i++)
-        if (!isfinite(out[i]) || (positive && !(out[i] > 0)))
-            return cp_fail(err, CP_ERR_CONFIG, "key \"%s\"[%d]: must be %s", key, i,
-                           positive ? "> 0" : "finite");
-    return true;
-}
-
 /* Keys of a Siglip2ImageProcessor config. Siglip2's _preprocess ignores size, crop_size,
  * do_center_crop, do_pad, pad_size and default_to_square (checked on transformers 5.23), so
  * they are accepted whatever their value (but do_center_crop true without crop_size, which
@@ -132,10 +89,10 @@ static bool import_hf(const cJSON *root, profile *p, cp_error *err)
                            e->string);
     }
     bool do_resize, do_rescale, do_normalize, do_crop;
-    if (!get_bool(root, "do_resize", true, &do_resize, err) ||
-        !get_bool(root, "do_rescale", true, &do_rescale, err) ||
-        !get_bool(root, "do_normalize", true, &do_normalize, err) ||
-        !get_bool(root, "do_center_crop", false, &do_crop, err))
+    if (!hf_bool(root, "do_resize", true, &do_resize, err) ||
+        !hf_bool(root, "do_rescale", true, &do_rescale, err) ||
+        !hf_bool(root, "do_normalize", true, &do_normalize, err) ||
+        !hf_bool(root, "do_center_crop", false, &do_crop, err))
         return false;
     if (!do_resize)
         return cp_fail(err, CP_ERR_CONFIG,
@@ -147,13 +104,13 @@ static bool import_hf(const cJSON *root, profile *p, cp_error *err)
                        "key \"%s\": false is not supported (clipprep reproduces "
                        "Siglip2ImageProcessor with rescale and normalise)",
                        do_rescale ? "do_normalize" : "do_rescale");
-    if (do_crop && !given(root, "crop_size"))
+    if (do_crop && !hf_given(root, "crop_size"))
         return cp_fail(err, CP_ERR_CONFIG, "key \"do_center_crop\": true needs crop_size "
                                            "(transformers refuses it; Siglip2 crops nothing)");
     static const char *const fixed_meta[] = {"data_format", "input_data_format",
                                              "return_tensors", NULL};
     for (const char *const *k = fixed_meta; *k; k++) {
-        const cJSON *j = given(root, *k);
+        const cJSON *j = hf_given(root, *k);
         if (j && !(cJSON_IsString(j) && (!strcmp(j->valuestring, "channels_first") ||
                                          !strcmp(j->valuestring, "pt") ||
                                          !strcmp(j->valuestring, "np"))))
@@ -162,7 +119,7 @@ static bool import_hf(const cJSON *root, profile *p, cp_error *err)
                            "reproduced",
                            *k);
     }
-    const cJSON *dev = given(root, "device");
+    const cJSON *dev = hf_given(root, "device");
     if (dev && !(cJSON_IsString(dev) && !strcmp(dev->valuestring, "cpu")))
         return cp_fail(err, CP_ERR_CONFIG,
                        "key \"device\": clipprep reproduces the processor run on the CPU");
@@ -179,35 +136,15 @@ static bool import_hf(const cJSON *root, profile *p, cp_error *err)
     p->vlm.max_num_patches = (int)mnp;
 
     p->filter = FILTER_BILINEAR;
-    const cJSON *rs = given(root, "resample");
-    if (rs) {
-        static const char *const pil_names[] = {"NEAREST", "LANCZOS", "BILINEAR",
-                                                "BICUBIC", "BOX", "HAMMING"};
-        double d = cJSON_IsNumber(rs) ? rs->valuedouble : NAN;
-        if (!(d >= 0 && d <= 5 && d == floor(d)))
-            return cp_fail(err, CP_ERR_CONFIG,
-                           "key \"resample\": expected a Pillow filter code 0..5");
-        if (d == 2)
-            p->filter = FILTER_BILINEAR;
-        else if (d == 3)
-            p->filter = FILTER_BICUBIC;
-        else
-            return cp_fail(err, CP_ERR_CONFIG,
-                           "key \"resample\": %d (%s) is not supported; clipprep reproduces 2 "
-                           "(BILINEAR) and 3 (BICUBIC)",
-                           (int)d, pil_names[(int)d]);
-    }
+        if (!hf_resample(root, &p->filter, err))
+        return false;
     p->rescale_factor = RESCALE_1_255;
-    const cJSON *rf = given(root, "rescale_factor");
-    if (rf) {
-        if (!cJSON_IsNumber(rf) || !isfinite(rf->valuedouble) || !(rf->valuedouble > 0))
-            return cp_fail(err, CP_ERR_CONFIG, "key \"rescale_factor\": expected a number > 0");
-        p->rescale_factor = rf->valuedouble;
-    }
+    if (!hf_rescale(root, &p->rescale_factor, err))
+        return false;
     for (int i = 0; i < 3; i++)
         p->mean[i] = p->std[i] = 0.5;
-    if (!get_stats(root, "image_mean", false, p->mean, err) ||
-        !get_stats(root, "image_std", true, p->std, err))
+    if (!hf_stats(root, "image_mean", false, p->mean, err) ||
+        !hf_stats(root, "image_std", true, p->std, err))
         return false;
     snprintf(p->reference, sizeof p->reference,
              "transformers 5 Siglip2ImageProcessor (torchvision; Pillow: "

@@ -86,6 +86,18 @@ bool vlm_get_int(const cJSON *o, const char *key, bool required, long long lo, l
     return true;
 }
 
+bool vlm_get_bool(const cJSON *o, const char *key, bool dflt, bool *out, cp_error *err)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, key);
+    *out = dflt;
+    if (!j || cJSON_IsNull(j))
+        return true;
+    if (!cJSON_IsBool(j))
+        return cp_fail(err, CP_ERR_CONFIG, "key \"%s\": expected true or false", key);
+    *out = cJSON_IsTrue(j);
+    return true;
+}
+
 bool vlm_parse_profile_json(const cJSON *vlm, profile *p, cp_error *err)
 {
     if (!cJSON_IsObject(vlm))

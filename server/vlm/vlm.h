@@ -97,9 +97,11 @@ void vlm_batch_layout(const profile *p, const vlm_image_plan *plans, int n, tens
 void vlm_write_meta(const profile *p, const vlm_image_plan *plans, int n, const out_layout *lay,
                     uint8_t *base);
 
-/* Family helpers: the shared key readers of the "vlm" object and preprocessor configs. */
+/* Family helpers: the shared key readers of the "vlm" object (a model's preprocessor config:
+ * hf_config.h). */
 bool vlm_get_int(const struct cJSON *o, const char *key, bool required, long long lo,
                  long long hi, long long *out, cp_error *err);
+bool vlm_get_bool(const struct cJSON *o, const char *key, bool dflt, bool *out, cp_error *err);
 bool vlm_check_keys(const struct cJSON *o, const char *const *allowed, const char *where,
                     cp_error *err);
 

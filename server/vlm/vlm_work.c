@@ -11,18 +11,6 @@
 #include "../transpose.h"
 #include "vlm.h"
 
-static bool ensure(uint8_t **buf, size_t *cap, size_t need)
-{
-    if (*cap >= need)
-        return true;
-    uint8_t *p = realloc(*buf, need);
-    if (!p)
-        return false;
-    *buf = p;
-    *cap = need;
-    return true;
-}
-
 /* One tile of src (sw x sh RGB) into dst: 3 planes of t->h x t->w values. */
 static bool run_tile(const job *j, cpu_scratch *s, const uint8_t *src, int sw, int sh,
                      const vlm_tile *t, uint8_t *dst, cp_error *err)
@@ -40,14 +28,14 @@ static bool run_tile(const job *j, cpu_scratch *s, const uint8_t *src, int sw, i
         return cp_fail(err, CP_ERR_INTERNAL, "could not plan a %dx%d -> %dx%d resize", sw, sh,
                        t->resized_w, t->resized_h);
     size_t plane = (size_t)t->w * t->h;
-    bool ok = ensure(&s->tmp, &s->tmp_cap, resize_plan_scratch_bytes(&plan) + RESAMPLE_SIMD_PAD);
+    bool ok = scratch_grow(&s->tmp, &s->tmp_cap, resize_plan_scratch_bytes(&plan) + RESAMPLE_SIMD_PAD);
     if (ok && !vfirst) {
         preprocess_image_cpu(&plan, src, (size_t)sw * 3, j->table, j->dtype, dst, s->tmp);
     } else if (ok) {
         /* Pillow 13's vertical-first order by transposition (image_work.c does the same) */
         size_t bytes = (size_t)sw * sh * 3;
-        ok = ensure(&s->trans, &s->trans_cap, bytes + RESAMPLE_SIMD_PAD) &&
-             ensure(&s->tout, &s->tout_cap, plane * 3 * esize);
+        ok = scratch_grow(&s->trans, &s->trans_cap, bytes + RESAMPLE_SIMD_PAD) &&
+             scratch_grow(&s->tout, &s->tout_cap, plane * 3 * esize);
         if (ok) {
             transpose_elems(src, sw, sh, 3, s->trans);
             preprocess_image_cpu(&plan, s->trans, (size_t)sh * 3, j->table, j->dtype, s->tout,
@@ -70,7 +58,7 @@ bool vlm_process_job_cpu(job *j, cpu_scratch *s, cp_error *err)
     int w, h;
     decode_output_size(&j->hdr, &j->dopt, &w, &h);
     size_t rgb_bytes = (size_t)w * h * 3;
-    if (!ensure(&s->rgb, &s->rgb_cap, rgb_bytes + RESAMPLE_SIMD_PAD))
+    if (!scratch_grow(&s->rgb, &s->rgb_cap, rgb_bytes + RESAMPLE_SIMD_PAD))
         return cp_fail(err, CP_ERR_OVERLOADED, "out of memory for a %dx%d image", w, h);
     decode_options dopt = j->dopt; /* the whole image: several tiles read it */
     dopt.region_x0 = dopt.region_x1 = dopt.region_y0 = dopt.region_y1 = 0;
@@ -84,7 +72,7 @@ bool vlm_process_job_cpu(job *j, cpu_scratch *s, cp_error *err)
     int sw = w, sh = h;
     if (ip->pad_w) { /* LLaVA's pad to square: paste on a canvas of the background colour */
         size_t cbytes = (size_t)ip->pad_w * ip->pad_h * 3;
-        if (!ensure(&s->canvas, &s->canvas_cap, cbytes + RESAMPLE_SIMD_PAD))
+        if (!scratch_grow(&s->canvas, &s->canvas_cap, cbytes + RESAMPLE_SIMD_PAD))
             return cp_fail(err, CP_ERR_OVERLOADED, "out of memory for a %dx%d canvas",
                            ip->pad_w, ip->pad_h);
         const unsigned char *bg = j->prof->vlm.background;
@@ -104,7 +92,7 @@ bool vlm_process_job_cpu(job *j, cpu_scratch *s, cp_error *err)
         size_t tile_bytes = (size_t)3 * tile->w * tile->h * esize;
         uint8_t *dst = part;
         if (fam->place_tile) {
-            if (!ensure(&s->tile, &s->tile_cap, tile_bytes))
+            if (!scratch_grow(&s->tile, &s->tile_cap, tile_bytes))
                 return cp_fail(err, CP_ERR_OVERLOADED, "out of memory for a tile");
             dst = s->tile;
         }
